@@ -1,0 +1,3 @@
+"""recordbank: ingest messy person/contact records into one clean master table."""
+
+__version__ = "0.1.0"

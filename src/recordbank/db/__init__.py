@@ -1,0 +1,1 @@
+"""The relational DB (SQLite by default, PostgreSQL in production): files, jobs, accounts."""

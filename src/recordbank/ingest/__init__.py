@@ -1,0 +1,1 @@
+"""Ingestion: land a file, read it, stage it raw, map, normalize, dedup, publish."""

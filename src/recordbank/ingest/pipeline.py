@@ -1,0 +1,327 @@
+"""One file through every stage: claim -> open -> read -> map -> transform -> publish.
+
+A run is idempotent: whatever an interrupted attempt of the same job stored is removed before
+the job runs again, and publishing a job's rows happens after every check, so killing the
+process at any moment and ingesting again ends with the rows of exactly one clean run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recordbank.ingest import jobs
+from recordbank.ingest.compression import decompress_to, sniff_compression
+from recordbank.ingest.detect import Detected, detect, transcode_to_utf8
+from recordbank.ingest.errors import IngestError, UnsupportedFormat
+from recordbank.ingest.loading import (
+    Relation,
+    csv_relation,
+    drop_staging,
+    json_relation,
+    parquet_relation,
+    staged_relation,
+)
+from recordbank.ingest.mapping import Mapping, SourceConfig, load_mapping_file, map_columns
+from recordbank.ingest.publish import publish, publish_lock, unpublish
+from recordbank.ingest.readers.base import ReadOptions
+from recordbank.ingest.settings import choose_date_order
+from recordbank.ingest.sources import file_checksum
+from recordbank.ingest.transform import SourceSettings, create_clean_table, transform_sql
+from recordbank.runtime import Runtime
+
+# (job_id, stage, rows done, rows expected or None)
+ProgressFn = Callable[[int, str, int, int | None], None]
+_MAX_ARCHIVE_DEPTH = 2
+
+
+@dataclass
+class IngestOptions:
+    source: str | None = None
+    mapping_file: Path | None = None
+    format: str | None = None
+    table: str | None = None
+    date_order: str | None = None
+    region: str | None = None
+    encoding: str | None = None
+
+
+@dataclass
+class IngestResult:
+    job_id: int
+    file: str
+    status: str  # succeeded | failed | already-ingested | busy
+    rows_read: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    error_code: str | None = None
+    previous_job: int | None = None
+    mapping_report: dict[str, Any] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.seconds if self.seconds > 0 else 0.0
+
+
+class Ingestor:
+    def __init__(self, runtime: Runtime, progress: ProgressFn | None = None) -> None:
+        self.rt = runtime
+        self.progress = progress or (lambda *_: None)
+
+    def ingest(self, path: Path, options: IngestOptions) -> IngestResult:
+        path = Path(path).resolve()
+        source = options.source or path.stem
+        checksum, size = file_checksum(path)
+        claim = jobs.claim_file(self.rt.engine, source=source, path=str(path),
+                                file_name=path.name, checksum=checksum, size=size,
+                                options=_options_json(options))
+        if claim.kind == "already-ingested":
+            return IngestResult(claim.job_id, path.name, "already-ingested",
+                                previous_job=claim.previous_job)
+        if claim.kind == "busy":
+            return IngestResult(claim.job_id, path.name, "busy",
+                                error=f"job {claim.job_id} is ingesting this file right now")
+        return self._run(claim.job_id, path, source, checksum, options)
+
+    def _run(self, job_id: int, path: Path, source: str, checksum: str,
+             options: IngestOptions) -> IngestResult:
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        work = self.rt.settings.work_dir / f"job_{job_id}"
+        store, engine = self.rt.store, self.rt.engine
+        result = IngestResult(job_id, path.name, "running")
+        try:
+            self._cleanup(job_id, work)  # a previous attempt of this job may have left rows
+            work.mkdir(parents=True)
+            config = load_mapping_file(options.mapping_file) if options.mapping_file else None
+            clean = create_clean_table(store, job_id)
+            parts = self._open(path, work, options)
+            timings["open"] = time.perf_counter() - started
+            reports: list[dict[str, Any]] = []
+            offset = 0
+            for part in parts:
+                t0 = time.perf_counter()
+                rel, detected = self._relation(part, job_id, options, config)
+                timings["read"] = timings.get("read", 0) + time.perf_counter() - t0
+                samples = rel.sample(store)
+                mapping = map_columns(rel.columns, samples, config)
+                settings = self._source_settings(options, config, mapping, samples)
+                report = mapping.to_dict()
+                report.update(file=part.name, format=detected.format,
+                              date_order=settings.date_order, region=settings.region,
+                              reader=rel.notes, detection=list(detected.notes))
+                reports.append(report)
+                jobs.update_job(engine, job_id, stage="transform", format=detected.format,
+                                mapping_report={"files": reports})
+                t0 = time.perf_counter()
+                rows = self._transform(rel, mapping, settings, clean, job_id, checksum, offset,
+                                       part)
+                timings["transform"] = timings.get("transform", 0) + time.perf_counter() - t0
+                offset += rows
+                drop_staging(store, job_id)
+            result.rows_read = int(store.scalar(f"SELECT count() FROM {clean}"))
+            if result.rows_read == 0:
+                raise IngestError("the file holds no data rows")
+            result.quarantined = int(store.scalar(
+                f"SELECT count() FROM {clean} WHERE notEmpty(reasons)"))
+            jobs.update_job(engine, job_id, stage="publish")
+            self.progress(job_id, "publish", result.rows_read, result.rows_read)
+            t0 = time.perf_counter()
+            with publish_lock(engine):
+                result.inserted = publish(store, clean, job_id=job_id, source=source,
+                                          file_name=path.name)
+            timings["publish"] = time.perf_counter() - t0
+            result.duplicates = result.rows_read - result.quarantined - result.inserted
+            result.seconds = time.perf_counter() - started
+            timings["total"] = result.seconds
+            result.mapping_report = {"files": reports}
+            jobs.finish_job(engine, job_id, register=True, rows_read=result.rows_read,
+                            rows_inserted=result.inserted, rows_duplicate=result.duplicates,
+                            rows_quarantined=result.quarantined, timings=timings,
+                            mapping_report=result.mapping_report)
+            result.status = "succeeded"
+            self._drop_work(job_id, work)
+            return result
+        except Exception as exc:  # every failure becomes the job's error, rows rolled back
+            code = getattr(exc, "code", "ingest:internal")
+            message = str(exc) if isinstance(exc, IngestError) else (
+                f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:500] if str(exc) else ''}")
+            try:
+                self._cleanup(job_id, work)
+            finally:
+                result.seconds = time.perf_counter() - started
+                jobs.fail_job(engine, job_id, message, code, timings=timings,
+                              rows_read=0, rows_inserted=0, rows_duplicate=0,
+                              rows_quarantined=0)
+            result.status, result.error, result.error_code = "failed", message, code
+            return result
+
+    # -- stages -------------------------------------------------------------------------
+
+    def _open(self, path: Path, work: Path, options: IngestOptions, depth: int = 0) -> list[Path]:
+        """Decompress (with bomb limits) until plain files remain."""
+        if options.format and options.format in {"gzip", "zstd", "zip"}:
+            raise UnsupportedFormat("--format names the content format, not the compression")
+        method = sniff_compression(path)
+        if method is None:
+            return [path]
+        if depth >= _MAX_ARCHIVE_DEPTH:
+            raise UnsupportedFormat(f"{path.name}: archives nested deeper than "
+                                    f"{_MAX_ARCHIVE_DEPTH} levels")
+        dest = work / f"unpacked_{depth}_{path.stem}"
+        dest.mkdir(parents=True, exist_ok=True)
+        s = self.rt.settings
+        members = decompress_to(path, dest, max_bytes=s.max_decompressed_bytes,
+                                max_ratio=s.max_compression_ratio)
+        if not members:
+            raise IngestError(f"{path.name}: the archive holds no files")
+        out: list[Path] = []
+        for member in members:
+            out.extend(self._open(member, work, options, depth + 1))
+        return out
+
+    def _relation(self, path: Path, job_id: int, options: IngestOptions,
+                  config: SourceConfig | None) -> tuple[Relation, Detected]:
+        store = self.rt.store
+        detected = detect(path, forced_format=options.format, forced_encoding=options.encoding)
+        fmt = detected.format
+        table = options.table or (config.table if config else None)
+        if fmt in ("csv", "tsv"):
+            if detected.encoding not in (None, "utf-8", "ascii"):
+                target = path.parent / f"{path.name}.utf8"
+                path = transcode_to_utf8(path, detected.encoding, target)
+                detected.notes.append(f"transcoded from {detected.encoding} to UTF-8")
+            delimiter = detected.delimiter or ("\t" if fmt == "tsv" else ",")
+            return csv_relation(path, delimiter, detected.has_header, detected.skip_lines,
+                                detected.quotechar or '"'), detected
+        if fmt in ("json", "jsonl"):
+            try:
+                return json_relation(store, path, job_id), detected
+            except IngestError:
+                if fmt == "jsonl":
+                    raise
+                # e.g. {"data": [...]}: the Python reader finds the wrapped list
+                from recordbank.ingest.readers import jsonfile
+
+                return self._staged(jsonfile.read, path, job_id, table), detected
+        if fmt == "parquet":
+            return parquet_relation(store, path), detected
+        reader = _python_reader(fmt)
+        return self._staged(reader, path, job_id, table), detected
+
+    def _staged(self, reader: Callable[[Path, ReadOptions], Any], path: Path, job_id: int,
+                table: str | None) -> Relation:
+        opts = ReadOptions(batch_rows=self.rt.settings.batch_rows, table=table)
+        rel = staged_relation(self.rt.store, job_id, reader(path, opts),
+                              on_rows=lambda n: self.progress(job_id, "read", n, None))
+        rel.notes = dict(opts.notes)
+        return rel
+
+    def _source_settings(self, options: IngestOptions, config: SourceConfig | None,
+                         mapping: Mapping, samples: dict[str, list[str | None]]
+                         ) -> SourceSettings:
+        order = options.date_order or (config.date_order if config else None)
+        if not order:
+            cols = mapping.fields.get("created_date") or []
+            order = choose_date_order(samples.get(cols[0], []) if cols else [])
+        region = options.region or (config.region if config else None)
+        identity = tuple(config.identity) if config and config.identity else \
+            SourceSettings().identity
+        return SourceSettings(date_order=order.upper(), region=region.upper() if region else None,
+                              identity=identity)
+
+    def _transform(self, rel: Relation, mapping: Mapping, settings: SourceSettings, clean: str,
+                   job_id: int, checksum: str, offset: int, part: Path) -> int:
+        store = self.rt.store
+        before = int(store.scalar(f"SELECT count() FROM {clean}"))
+        sql = transform_sql(rel, mapping, settings, clean)
+        if offset:
+            sql = sql.replace(f"toUInt64({rel.row_expr}) AS source_row",
+                              f"toUInt64({rel.row_expr}) + {int(offset)} AS source_row")
+        expected = rel.staged_rows or _estimate_rows(part)
+        stop = threading.Event()
+        watcher = threading.Thread(target=self._watch, args=(job_id, clean, before, expected,
+                                                             stop), daemon=True)
+        watcher.start()
+        try:
+            store.command(sql, parameters={**rel.params, "file_key": f"{checksum}:{part.name}"},
+                          settings=rel.settings)
+        except Exception as exc:
+            raise IngestError(f"{part.name}: cannot read the data "
+                              f"({str(exc).strip().splitlines()[0][:400]})") from exc
+        finally:
+            stop.set()
+            watcher.join()
+        return int(store.scalar(f"SELECT count() FROM {clean}")) - before
+
+    def _watch(self, job_id: int, clean: str, before: int, expected: int | None,
+               stop: threading.Event) -> None:
+        """Report rows transformed so far (parts become visible as the insert commits them)."""
+        while not stop.wait(0.5):
+            try:
+                done = int(self.rt.store.scalar(f"SELECT count() FROM {clean}")) - before
+            except Exception:  # noqa: BLE001 - progress is best effort
+                return
+            self.progress(job_id, "transform", done, expected)
+            try:
+                jobs.update_job(self.rt.engine, job_id, rows_read=done)
+            except Exception:  # noqa: BLE001
+                return
+
+    def _cleanup(self, job_id: int, work: Path) -> None:
+        unpublish(self.rt.store, job_id)
+        self._drop_work(job_id, work)
+
+    def _drop_work(self, job_id: int, work: Path) -> None:
+        from recordbank.ingest.transform import clean_table
+
+        self.rt.store.command(f"DROP TABLE IF EXISTS {clean_table(job_id)}")
+        drop_staging(self.rt.store, job_id)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _python_reader(fmt: str) -> Callable[[Path, ReadOptions], Any]:
+    if fmt == "xml":
+        from recordbank.ingest.readers import xml
+
+        return xml.read
+    if fmt in ("xlsx", "xls"):
+        from recordbank.ingest.readers import excel
+
+        return excel.read
+    if fmt == "mysqldump":
+        from recordbank.ingest.readers import sqldump
+
+        return sqldump.read
+    if fmt == "pgdump":
+        from recordbank.ingest.readers import pgdump
+
+        return pgdump.read
+    raise UnsupportedFormat(f"no reader for format {fmt!r}")
+
+
+def _estimate_rows(path: Path) -> int | None:
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(1 << 20)
+    except OSError:
+        return None
+    lines = head.count(b"\n")
+    if not lines or not head:
+        return None
+    return max(1, int(size / (len(head) / lines)))
+
+
+def _options_json(options: IngestOptions) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()
+            if v is not None}

@@ -1,0 +1,1 @@
+"""One module per format; each exposes ``read(path, options) -> Iterator[Batch]``."""

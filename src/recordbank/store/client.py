@@ -1,0 +1,121 @@
+"""One client for both engines: chDB in-process (``chdb:///dir``) or a ClickHouse server (http).
+
+chDB allows one store path per process and one process per path, so an embedded Store is a
+process-wide singleton; each thread gets its own connection (chDB's module-level query holds a
+global lock).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+
+class StoreBusy(RuntimeError):
+    """Another process owns the embedded store."""
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.embedded = url.startswith("chdb://")
+        self.path = urlparse(url).path if self.embedded else None
+        self._local = threading.local()
+        self._clients: list[Client] = []
+        self._lock = threading.Lock()
+        self.client  # noqa: B018 - open now so a busy store fails at start-up
+
+    @property
+    def client(self) -> Client:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._connect()
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    def _connect(self) -> Client:
+        try:
+            if self.embedded:
+                return clickhouse_connect.get_client(dsn=self.url)
+            parsed = urlparse(self.url)
+            return clickhouse_connect.get_client(
+                host=parsed.hostname or "localhost",
+                port=parsed.port or (8443 if parsed.scheme == "https" else 8123),
+                username=parsed.username or "default",
+                password=parsed.password or "",
+                database=(parsed.path or "/default").lstrip("/") or "default",
+                secure=parsed.scheme == "https",
+            )
+        except Exception as exc:  # chDB raises plain RuntimeError/Exception here
+            if self.embedded and "EmbeddedServer" in str(exc):
+                raise StoreBusy(
+                    f"the embedded store at {self.path} is in use by another process "
+                    "(stop `recordbank serve` or run the command through it)"
+                ) from exc
+            raise
+
+    # Thin helpers so callers never build SQL with values in it.
+    def command(self, sql: str, parameters: dict[str, Any] | None = None,
+                settings: dict[str, Any] | None = None) -> Any:
+        return self.client.command(sql, parameters=parameters, settings=settings)
+
+    def rows(self, sql: str, parameters: dict[str, Any] | None = None,
+             settings: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return list(self.client.query(sql, parameters=parameters, settings=settings).result_rows)
+
+    def scalar(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        rows = self.rows(sql, parameters)
+        return rows[0][0] if rows else None
+
+    def insert(self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]],
+               column_oriented: bool = False) -> None:
+        self.client.insert(table, data, column_names=list(columns),
+                           column_oriented=column_oriented)
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients:
+                try:
+                    client.close()
+                except Exception:  # noqa: BLE001 - closing is best effort
+                    pass
+            self._clients.clear()
+        self._local = threading.local()
+
+
+_stores: dict[str, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def open_store(url: str) -> Store:
+    """Process-wide Store per URL (chDB cannot open the same path twice in one process)."""
+    with _stores_lock:
+        store = _stores.get(url)
+        if store is None:
+            store = Store(url)
+            _stores[url] = store
+        return store
+
+
+def close_all() -> None:
+    with _stores_lock:
+        for store in _stores.values():
+            store.close()
+        _stores.clear()
+
+
+def quote_ident(name: str) -> str:
+    """Backquote an identifier we generated or checked; backquotes inside are escaped."""
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def sql_string(value: str) -> str:
+    """A ClickHouse string literal for a constant we generate (column names, codes)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
