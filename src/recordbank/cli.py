@@ -22,7 +22,7 @@ from rich.progress import (
 from rich.table import Table
 
 from recordbank.ingest.errors import IngestError
-from recordbank.ingest.pipeline import IngestOptions, IngestResult, Ingestor
+from recordbank.ingest.pipeline import IngestOptions, Ingestor, IngestResult
 from recordbank.ingest.sources import expand_paths
 from recordbank.runtime import open_runtime
 from recordbank.store.client import StoreBusy
@@ -258,26 +258,34 @@ def demo(
 
     rt = _runtime()
     files = write_demo_sample(dest, rows_per_file=rows)
-    mapping = next((f for f in files if f.name.startswith("mapping")), None)
-    data_files = [f for f in files if f.suffix not in (".yaml", ".yml")]
-    out.print(f"Wrote {len(data_files)} messy sample files to {dest}/")
+    manifest = json.loads((dest / "manifest.json").read_text(encoding="utf-8"))
+    mappings = {f["name"]: f.get("mapping") for f in manifest["files"]}
+    out.print(f"Wrote {len(files)} messy sample files to {dest}/ "
+              f"({', '.join(f.name for f in files)})")
     results = []
-    for f in data_files:
+    for f in files:
         opts = IngestOptions(source="demo")
-        if mapping is not None and f.name.startswith("cryptic"):
-            opts.mapping_file = mapping
+        if mappings.get(f.name):
+            opts.mapping_file = dest / mappings[f.name]
         results.extend(run_ingest(rt, [f], opts))
     print_summary(results)
-    total = rt.store.scalar("SELECT count() FROM records")
-    out.print(f"\nThe master table now holds [bold]{total:,}[/bold] records.")
+    total = rt.store.scalar("SELECT count() FROM records WHERE source = 'demo'")
+    expected = manifest["expected"]
+    out.print(f"\nThe master table holds [bold]{total:,}[/bold] demo records "
+              f"(the generator planted {expected['unique']:,} distinct people, "
+              f"{expected['duplicates']:,} duplicates and {expected['quarantined']:,} rows "
+              "with no identity).")
     sample = rt.store.rows("SELECT name, email, phone, country, created_date, status, "
-                           "data_quality_score FROM records ORDER BY source_row LIMIT 5")
+                           "round(data_quality_score, 2) FROM records WHERE source = 'demo' "
+                           "ORDER BY job_id, source_row LIMIT 8")
     table = Table(title="A few clean records")
     for col in ("name", "email", "phone", "country", "created_date", "status", "quality"):
         table.add_column(col)
     for r in sample:
         table.add_row(*(str(v) for v in r))
     out.print(table)
+    out.print("Next: [bold]recordbank jobs[/bold], [bold]recordbank job ID[/bold] (mapping "
+              "report), [bold]recordbank quarantine ID[/bold].")
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
 

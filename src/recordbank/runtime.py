@@ -1,4 +1,4 @@
-"""Opening the system: the store (DDL applied) and the relational DB (migrated), once per process."""
+"""Opening the system: the store (DDL applied) and the relational DB (migrated)."""
 
 from __future__ import annotations
 
@@ -27,9 +27,8 @@ def open_runtime(settings: Settings | None = None) -> Runtime:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.resolved_store_url()
     if url.startswith("chdb://"):
-        from urllib.parse import urlparse
-
         from pathlib import Path
+        from urllib.parse import urlparse
 
         Path(urlparse(url).path).mkdir(parents=True, exist_ok=True)
     store = open_store(url)

@@ -29,3 +29,9 @@ class UnsafeFile(IngestError):
 
 class NoUsableTable(IngestError):
     code = "dump:no-table"
+
+
+class NoIdentityColumns(IngestError):
+    """No column maps to any identity field: every row would be quarantined."""
+
+    code = "mapping:no-identity"

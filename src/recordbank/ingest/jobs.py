@@ -69,7 +69,8 @@ def claim_file(engine: Engine, *, source: str, path: str, file_name: str, checks
             s.add(job)
             s.flush()
             return Claim(job.id, "already-ingested", done.job_id)
-        q = (select(Job).where(Job.checksum == checksum, Job.status.in_(("queued", "running", "failed")),
+        unfinished = ("queued", "running", "failed")
+        q = (select(Job).where(Job.checksum == checksum, Job.status.in_(unfinished),
                                Job.duplicate_of.is_(None))
              .order_by(Job.id).with_for_update())
         open_job = s.scalars(q).first()

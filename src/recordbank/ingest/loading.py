@@ -64,7 +64,7 @@ def csv_relation(path: Path, delimiter: str, has_header: bool, skip_lines: int,
         "input_format_with_names_use_header": 0,
         "input_format_csv_skip_first_lines": skip_lines,
         "input_format_csv_allow_variable_number_of_columns": 1,
-        "format_csv_allow_single_quotes": 0,
+        "format_csv_allow_single_quotes": 1 if quotechar == "'" else 0,
         "format_csv_allow_double_quotes": 1 if quotechar == '"' else 0,
         "input_format_csv_detect_header": 0,
         "input_format_csv_trim_whitespaces": 0,
@@ -91,7 +91,7 @@ def json_relation(store: Store, path: Path, job_id: int) -> Relation:
                       "FROM file({path:String}, 'JSONAsObject')",
                       parameters={"path": str(path)}, settings=settings)
     except Exception as exc:
-        raise UnreadableFile(f"{path.name}: not valid JSON ({_first_line(exc)})") from exc
+        raise UnreadableFile(f"{path.name}: not valid JSON ({first_line(exc)})") from exc
     paths = store.scalar(f"SELECT arraySort(groupUniqArrayArray(JSONAllPaths(json))) FROM {table}")
     if not paths:
         if not store.scalar(f"SELECT count() FROM {table}"):
@@ -105,7 +105,7 @@ def parquet_relation(store: Store, path: Path) -> Relation:
     try:
         described = store.rows("DESCRIBE file({path:String}, 'Parquet')", {"path": str(path)})
     except Exception as exc:
-        raise UnreadableFile(f"{path.name}: not a readable Parquet file ({_first_line(exc)})") \
+        raise UnreadableFile(f"{path.name}: not a readable Parquet file ({first_line(exc)})") \
             from exc
     columns = [row[0] for row in described]
     if not columns:
@@ -205,9 +205,10 @@ def _json_path(path: str) -> str:
     return ".".join(quote_ident(part) for part in path.split("."))
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an engine error: enough to say why, without the stack."""
     text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+    return text[0][:400] if text else type(exc).__name__
 
 
 __all__ = ["NATIVE_FORMATS", "IngestError", "Relation", "csv_relation", "drop_staging",

@@ -17,12 +17,19 @@ from typing import Any
 
 from recordbank.ingest import jobs
 from recordbank.ingest.compression import decompress_to, sniff_compression
-from recordbank.ingest.detect import Detected, detect, transcode_to_utf8
-from recordbank.ingest.errors import IngestError, UnsupportedFormat
+from recordbank.ingest.detect import Detected, check_utf8, detect, transcode_to_utf8
+from recordbank.ingest.errors import (
+    IngestError,
+    NoIdentityColumns,
+    NoUsableTable,
+    UnreadableFile,
+    UnsupportedFormat,
+)
 from recordbank.ingest.loading import (
     Relation,
     csv_relation,
     drop_staging,
+    first_line,
     json_relation,
     parquet_relation,
     staged_relation,
@@ -34,6 +41,7 @@ from recordbank.ingest.settings import choose_date_order
 from recordbank.ingest.sources import file_checksum
 from recordbank.ingest.transform import SourceSettings, create_clean_table, transform_sql
 from recordbank.runtime import Runtime
+from recordbank.schema import IDENTITY_REQUIRED
 
 # (job_id, stage, rows done, rows expected or None)
 ProgressFn = Callable[[int, str, int, int | None], None]
@@ -112,8 +120,9 @@ class Ingestor:
                 t0 = time.perf_counter()
                 rel, detected = self._relation(part, job_id, options, config)
                 timings["read"] = timings.get("read", 0) + time.perf_counter() - t0
-                samples = rel.sample(store)
+                samples = _sample(rel, store, part)
                 mapping = map_columns(rel.columns, samples, config)
+                _require_identity(mapping, detected.format, rel)
                 settings = self._source_settings(options, config, mapping, samples)
                 report = mapping.to_dict()
                 report.update(file=part.name, format=detected.format,
@@ -152,9 +161,10 @@ class Ingestor:
             self._drop_work(job_id, work)
             return result
         except Exception as exc:  # every failure becomes the job's error, rows rolled back
-            code = getattr(exc, "code", "ingest:internal")
-            message = str(exc) if isinstance(exc, IngestError) else (
-                f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:500] if str(exc) else ''}")
+            if isinstance(exc, IngestError):
+                code, message = exc.code, str(exc)
+            else:
+                code, message = "ingest:internal", f"{type(exc).__name__}: {first_line(exc)}"
             try:
                 self._cleanup(job_id, work)
             finally:
@@ -200,27 +210,37 @@ class Ingestor:
                 target = path.parent / f"{path.name}.utf8"
                 path = transcode_to_utf8(path, detected.encoding, target)
                 detected.notes.append(f"transcoded from {detected.encoding} to UTF-8")
+            elif (bad := check_utf8(path)) is not None:
+                # invalid bytes past the detection sample: keep every row, mark the bytes
+                target = path.parent / f"{path.name}.utf8"
+                path = transcode_to_utf8(path, "utf-8", target, errors="replace")
+                detected.notes.append(f"invalid UTF-8 from byte {bad}: such bytes were "
+                                      "replaced by U+FFFD, rows kept")
             delimiter = detected.delimiter or ("\t" if fmt == "tsv" else ",")
+            if delimiter == "\t":  # the engine's CSV reader refuses tabs: read in Python
+                from recordbank.ingest.readers import delimited
+
+                opts = ReadOptions(batch_rows=self.rt.settings.batch_rows, delimiter="\t",
+                                   quotechar=detected.quotechar or '"',
+                                   has_header=detected.has_header,
+                                   skip_lines=detected.skip_lines)
+                return self._staged(delimited.read, path, job_id, None, opts), detected
             return csv_relation(path, delimiter, detected.has_header, detected.skip_lines,
                                 detected.quotechar or '"'), detected
-        if fmt in ("json", "jsonl"):
-            try:
-                return json_relation(store, path, job_id), detected
-            except IngestError:
-                if fmt == "jsonl":
-                    raise
-                # e.g. {"data": [...]}: the Python reader finds the wrapped list
-                from recordbank.ingest.readers import jsonfile
+        if fmt == "jsonl" or (fmt == "json" and _first_char(path) == "["):
+            return json_relation(store, path, job_id), detected
+        if fmt == "json":  # one object, e.g. {"data": [...]}: the Python reader finds the list
+            from recordbank.ingest.readers import jsonfile
 
-                return self._staged(jsonfile.read, path, job_id, table), detected
+            return self._staged(jsonfile.read, path, job_id, table), detected
         if fmt == "parquet":
             return parquet_relation(store, path), detected
         reader = _python_reader(fmt)
         return self._staged(reader, path, job_id, table), detected
 
     def _staged(self, reader: Callable[[Path, ReadOptions], Any], path: Path, job_id: int,
-                table: str | None) -> Relation:
-        opts = ReadOptions(batch_rows=self.rt.settings.batch_rows, table=table)
+                table: str | None, opts: ReadOptions | None = None) -> Relation:
+        opts = opts or ReadOptions(batch_rows=self.rt.settings.batch_rows, table=table)
         rel = staged_relation(self.rt.store, job_id, reader(path, opts),
                               on_rows=lambda n: self.progress(job_id, "read", n, None))
         rel.notes = dict(opts.notes)
@@ -245,8 +265,8 @@ class Ingestor:
         before = int(store.scalar(f"SELECT count() FROM {clean}"))
         sql = transform_sql(rel, mapping, settings, clean)
         if offset:
-            sql = sql.replace(f"toUInt64({rel.row_expr}) AS source_row",
-                              f"toUInt64({rel.row_expr}) + {int(offset)} AS source_row")
+            sql = sql.replace("toUInt64(_rb_row) AS source_row",
+                              f"toUInt64(_rb_row) + {int(offset)} AS source_row")
         expected = rel.staged_rows or _estimate_rows(part)
         stop = threading.Event()
         watcher = threading.Thread(target=self._watch, args=(job_id, clean, before, expected,
@@ -254,10 +274,10 @@ class Ingestor:
         watcher.start()
         try:
             store.command(sql, parameters={**rel.params, "file_key": f"{checksum}:{part.name}"},
-                          settings=rel.settings)
+                          settings={**rel.settings, "max_query_size": 16 << 20})
         except Exception as exc:
-            raise IngestError(f"{part.name}: cannot read the data "
-                              f"({str(exc).strip().splitlines()[0][:400]})") from exc
+            raise UnreadableFile(f"{part.name}: cannot read the data ({first_line(exc)})") \
+                from exc
         finally:
             stop.set()
             watcher.join()
@@ -289,6 +309,18 @@ class Ingestor:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _require_identity(mapping: Mapping, fmt: str, rel: Relation) -> None:
+    """A file none of whose columns can name a person would only fill the quarantine."""
+    if any(mapping.fields.get(f) for f in IDENTITY_REQUIRED):
+        return
+    where = f"table {rel.notes['table']!r}" if rel.notes.get("table") else "the file"
+    message = (f"no column of {where} maps to {', '.join(IDENTITY_REQUIRED)} "
+               f"(columns: {', '.join(rel.columns[:20])}); give a mapping file")
+    if fmt in ("mysqldump", "pgdump"):
+        raise NoUsableTable(message)
+    raise NoIdentityColumns(message)
+
+
 def _python_reader(fmt: str) -> Callable[[Path, ReadOptions], Any]:
     if fmt == "xml":
         from recordbank.ingest.readers import xml
@@ -307,6 +339,21 @@ def _python_reader(fmt: str) -> Callable[[Path, ReadOptions], Any]:
 
         return pgdump.read
     raise UnsupportedFormat(f"no reader for format {fmt!r}")
+
+
+def _sample(rel: Relation, store: Any, part: Path) -> dict[str, list[str | None]]:
+    try:
+        return rel.sample(store)
+    except IngestError:
+        raise
+    except Exception as exc:  # the engine could not parse the start of the file
+        raise UnreadableFile(f"{part.name}: cannot read the data ({first_line(exc)})") from exc
+
+
+def _first_char(path: Path) -> str:
+    with path.open("rb") as fh:
+        head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head[:1].decode("ascii", "replace")
 
 
 def _estimate_rows(path: Path) -> int | None:

@@ -19,6 +19,7 @@ CLEAN_COLUMNS = (
     "country", "created_date", "status", "metadata", "data_quality_score", "validation_errors",
     "reasons", "raw",
 )
+EMPTY = "''"
 _CLEAN_DDL = """
 CREATE TABLE {table}
 (
@@ -53,7 +54,14 @@ def create_clean_table(store: Store, job_id: int) -> str:
 def transform_sql(rel: Relation, mapping: Mapping, settings: SourceSettings,
                   table: str) -> str:
     """INSERT … SELECT that normalizes, validates and hashes every row of the relation."""
-    expr_of = dict(zip(rel.columns, rel.exprs, strict=True))
+    # The relation's expressions are computed once in an inner SELECT under short aliases, so
+    # the normalizers (which repeat their input many times) stay small whatever the source.
+    aliases = [f"_rb_s{i}" for i in range(len(rel.columns))]
+    spares = [f"_rb_x{i}" for i in range(len(rel.spare_exprs))]
+    inner = ", ".join([f"{rel.row_expr} AS _rb_row"]
+                      + [f"{e} AS {a}" for e, a in zip(rel.exprs, aliases, strict=True)]
+                      + [f"{e} AS {a}" for e, a in zip(rel.spare_exprs, spares, strict=True)])
+    expr_of = dict(zip(rel.columns, aliases, strict=True))
 
     def col(field: str) -> str | None:
         sources = mapping.fields.get(field) or []
@@ -64,75 +72,48 @@ def transform_sql(rel: Relation, mapping: Mapping, settings: SourceSettings,
         parts = ", ".join(f"coalesce({expr_of[s]}, '')" for s in sources)
         return f"concatWithSeparator(' ', {parts})"
 
-    sel: list[str] = [f"toUInt64({rel.row_expr}) AS source_row"]
-    errors: list[str] = []
+    def cols(field: str) -> list[str]:
+        return [expr_of[c] for c in mapping.fields.get(field) or []]
 
-    def text_field(field: str) -> None:
+    sel: list[str] = ["toUInt64(_rb_row) AS source_row"]
+    checked: list[norm.NormalizedSQL] = []
+
+    def add(field: str, result: norm.NormalizedSQL | None, empty: str = EMPTY) -> None:
+        sel.append(f"{result.value if result else empty} AS f_{field}")
+        if result is not None:
+            checked.append(result)
+
+    for field in ("user_id", "address", "city"):
         src = col(field)
-        sel.append(f"{norm.clean_text(src) if src else "''"} AS f_{field}")
-
-    text_field("user_id")
-    text_field("address")
-    text_field("city")
-    src = col("name")
-    sel.append(f"{norm.clean_text(src) if src else "''"} AS f_name")
-
+        add(field, norm.free_text(src) if src else None)
+    add("name", norm.name(*cols("name")) if cols("name") else None)
     src = col("email")
-    if src:
-        e = norm.email(src)
-        sel.append(f"{e.value} AS f_email")
-        errors.append(f"if({e.invalid}, 'email:invalid', '')")
-    else:
-        sel.append("'' AS f_email")
-
+    add("email", norm.email(src) if src else None)
     src = col("country")
-    if src:
-        c = norm.country(src)
-        sel.append(f"{c.value} AS f_country")
-        errors.append(f"if({c.invalid}, 'country:invalid', '')")
-    else:
-        sel.append("'' AS f_country")
-
+    add("country", norm.country(src) if src else None)
     src = col("phone")
-    if src:
-        p = norm.phone(src, "f_country", settings.region)
-        sel.append(f"{p.value} AS f_phone")
-        errors.append(f"if({p.invalid}, 'phone:invalid', '')")
-    else:
-        sel.append("'' AS f_phone")
-
+    add("phone", norm.phone(src, "f_country", settings.region) if src else None)
     src = col("created_date")
-    if src:
-        d = norm.parse_date(src, settings.date_order)
-        sel.append(f"{d.value} AS f_created_date")
-        errors.append(f"if({d.invalid}, 'created_date:unparseable', '')")
-    else:
-        sel.append("CAST(NULL, 'Nullable(Date32)') AS f_created_date")
-
+    add("created_date", norm.parse_date(src, settings.date_order) if src else None,
+        empty="CAST(NULL, 'Nullable(Date32)')")
     src = col("status")
-    if src:
-        st = norm.status(src)
-        sel.append(f"{st.value} AS f_status")
-        errors.append(f"if({st.invalid}, 'status:unknown', '')")
-    else:
-        sel.append("'unknown' AS f_status")
+    add("status", norm.status(src) if src else None, empty="'unknown'")
+    errors = [norm.error_codes(checked)]
 
-    if rel.spare_exprs:  # CSV: fields beyond the header, or rows cut short
-        errors.append(f"if({rel.spare_exprs[0]} IS NOT NULL OR {rel.exprs[-1]} IS NULL, "
-                      "'row:ragged', '')")
+    if spares:  # CSV: fields beyond the header, or rows cut short
+        errors.append(f"if({spares[0]} IS NOT NULL OR {aliases[-1]} IS NULL, "
+                      "['row:ragged'], CAST([], 'Array(String)'))")
 
     # metadata: every unmapped column, plus overflow fields of ragged rows
     meta_pairs = [(name, expr_of[name]) for name in mapping.metadata_columns]
-    meta_pairs += [(f"_extra_{i + 1}", e) for i, e in enumerate(rel.spare_exprs)]
+    meta_pairs += [(f"_extra_{i + 1}", e) for i, e in enumerate(spares)]
     sel.append(f"{_string_map(meta_pairs)} AS f_metadata")
 
-    err_list = ", ".join(errors)
-    sel.append(f"arrayFilter(x -> x != '', [{err_list}]) AS f_errors" if errors
-               else "CAST([], 'Array(String)') AS f_errors")
-    present = [
-        "f_email != '' AND NOT has(f_errors, 'email:invalid')",
+    sel.append(f"arrayConcat({', '.join(errors)}) AS f_errors")
+    present = [  # invalid values are stored as '' by the normalizers
+        "f_email != ''",
         "f_name != ''",
-        "f_phone != '' AND NOT has(f_errors, 'phone:invalid')",
+        "f_phone != ''",
         "f_address != ''",
         "f_city != ''",
         "f_country != ''",
@@ -151,8 +132,8 @@ def transform_sql(rel: Relation, mapping: Mapping, settings: SourceSettings,
     sel.append(f"if({all_empty}, sipHash128('row', {{file_key:String}}, source_row), "
                f"sipHash128({', '.join(ident_exprs)})) AS f_hash")
 
-    raw_pairs = list(zip(rel.columns, rel.exprs, strict=True))
-    raw_pairs += [(f"_extra_{i + 1}", e) for i, e in enumerate(rel.spare_exprs)]
+    raw_pairs = list(zip(rel.columns, aliases, strict=True))
+    raw_pairs += [(f"_extra_{i + 1}", e) for i, e in enumerate(spares)]
     sel.append(f"if(notEmpty(f_reasons), {_string_map(raw_pairs, keep_empty=True)}, "
                "CAST(map(), 'Map(String, String)')) AS f_raw")
 
@@ -161,7 +142,8 @@ def transform_sql(rel: Relation, mapping: Mapping, settings: SourceSettings,
                "f_metadata", "f_score", "f_errors", "f_reasons", "f_raw")
     body = ",\n    ".join(sel)
     return (f"INSERT INTO {table} ({', '.join(CLEAN_COLUMNS)})\n"
-            f"SELECT {', '.join(outputs)} FROM (\n  SELECT\n    {body}\n  FROM {rel.from_sql}\n)")
+            f"SELECT {', '.join(outputs)} FROM (\n  SELECT\n    {body}\n"
+            f"  FROM (SELECT {inner} FROM {rel.from_sql})\n)")
 
 
 def _string_map(pairs: list[tuple[str, str]], keep_empty: bool = False) -> str:

@@ -7,6 +7,7 @@ global lock).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -68,7 +69,8 @@ class Store:
 
     def rows(self, sql: str, parameters: dict[str, Any] | None = None,
              settings: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        return list(self.client.query(sql, parameters=parameters, settings=settings).result_rows)
+        result = self.client.query(sql, parameters=parameters, settings=settings)
+        return [tuple(row) for row in result.result_rows]
 
     def scalar(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         rows = self.rows(sql, parameters)
@@ -82,10 +84,8 @@ class Store:
     def close(self) -> None:
         with self._lock:
             for client in self._clients:
-                try:
+                with contextlib.suppress(Exception):  # closing is best effort
                     client.close()
-                except Exception:  # noqa: BLE001 - closing is best effort
-                    pass
             self._clients.clear()
         self._local = threading.local()
 

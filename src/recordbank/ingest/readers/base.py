@@ -21,6 +21,9 @@ class ReadOptions:
     table: str | None = None  # dump table name, Excel sheet name, or XML record element
     encoding: str | None = None  # forced text encoding
     delimiter: str | None = None
+    quotechar: str = '"'
+    has_header: bool = True
+    skip_lines: int = 0  # title or blank lines above the header
     # Filled in by the reader for the job's report: e.g. {"table": "customer", "why": "..."}.
     notes: dict[str, object] = field(default_factory=dict)
 
