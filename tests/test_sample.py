@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from recordbank.sample import (
     FORMATS,
@@ -41,7 +40,7 @@ from recordbank.sample import (
     write_xlsx,
     write_xml,
 )
-from recordbank.sample.demo import CRYPTIC_HEADER, MANIFEST, MAPPING
+from recordbank.sample.demo import CRYPTIC_HEADER, CRYPTIC_MAPPING, MANIFEST, MAPPING
 from recordbank.sample.pools import COUNTRIES
 from recordbank.sample.writers import write_parquet_blocks
 
@@ -438,8 +437,12 @@ def test_demo_sample(tmp_path: Path) -> None:
     assert exp["rows"] == exp["unique"] + exp["duplicates"] + exp["quarantined"]
     # overlap between files: more duplicates than the files hold on their own
     assert exp["duplicates"] > sum(f["duplicates"] for f in manifest["files"]) + 400
-    mapping = yaml.safe_load((tmp_path / MAPPING).read_text())
-    assert set(mapping["columns"]) == set(CRYPTIC_HEADER)
+    from recordbank.ingest.mapping import load_mapping_file
+
+    config = load_mapping_file(tmp_path / MAPPING)  # the pipeline's own mapping format
+    mapped = {c for cols in config.fields.values() if cols
+              for c in ([cols] if isinstance(cols, str) else cols)}
+    assert mapped == {c for c, f in CRYPTIC_MAPPING.items() if f}
     cryptic = next(p for p in files if "cryptic" in p.name)
     with open(cryptic, encoding="utf-8", newline="") as f:
         assert next(csv.reader(f)) == list(CRYPTIC_HEADER)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
+from typing import Any
 
 from alembic import command
 from alembic.config import Config

@@ -7,6 +7,7 @@ process at any moment and ingesting again ends with the rows of exactly one clea
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -46,6 +47,8 @@ from recordbank.schema import IDENTITY_REQUIRED
 # (job_id, stage, rows done, rows expected or None)
 ProgressFn = Callable[[int, str, int, int | None], None]
 _MAX_ARCHIVE_DEPTH = 2
+# Without it an INSERT … SELECT evaluates the transform in one thread after parallel parsing.
+INSERT_THREADS = max(2, os.cpu_count() or 2)
 
 
 @dataclass
@@ -274,7 +277,8 @@ class Ingestor:
         watcher.start()
         try:
             store.command(sql, parameters={**rel.params, "file_key": f"{checksum}:{part.name}"},
-                          settings={**rel.settings, "max_query_size": 16 << 20})
+                          settings={**rel.settings, "max_query_size": 16 << 20,
+                                    "max_insert_threads": INSERT_THREADS})
         except Exception as exc:
             raise UnreadableFile(f"{part.name}: cannot read the data ({first_line(exc)})") \
                 from exc

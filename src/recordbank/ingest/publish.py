@@ -10,6 +10,7 @@ several machines sharing one ClickHouse server).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,6 +68,7 @@ def publish(store: Store, clean: str, *, job_id: int, source: str, file_name: st
                              WHERE empty(reasons)))
         """,
         parameters=params,
+        settings={"max_insert_threads": max(2, os.cpu_count() or 2)},
     )
     store.command(
         f"""

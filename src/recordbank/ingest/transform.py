@@ -53,72 +53,68 @@ def create_clean_table(store: Store, job_id: int) -> str:
 
 def transform_sql(rel: Relation, mapping: Mapping, settings: SourceSettings,
                   table: str) -> str:
-    """INSERT … SELECT that normalizes, validates and hashes every row of the relation."""
-    # The relation's expressions are computed once in an inner SELECT under short aliases, so
-    # the normalizers (which repeat their input many times) stay small whatever the source.
+    """INSERT … SELECT that normalizes, validates and hashes every row of the relation.
+
+    Three nested SELECTs keep the SQL small and each normalizer computed once per row:
+    the relation's columns under short aliases; each normalizer's ``expr`` as ``n_<field>``;
+    then values, codes, score, identity hash, metadata and quarantine outputs read from those.
+    """
     aliases = [f"_rb_s{i}" for i in range(len(rel.columns))]
     spares = [f"_rb_x{i}" for i in range(len(rel.spare_exprs))]
-    inner = ", ".join([f"{rel.row_expr} AS _rb_row"]
-                      + [f"{e} AS {a}" for e, a in zip(rel.exprs, aliases, strict=True)]
-                      + [f"{e} AS {a}" for e, a in zip(rel.spare_exprs, spares, strict=True)])
+    relation = ", ".join([f"{rel.row_expr} AS _rb_row"]
+                         + [f"{e} AS {a}" for e, a in zip(rel.exprs, aliases, strict=True)]
+                         + [f"{e} AS {a}" for e, a in zip(rel.spare_exprs, spares, strict=True)])
     expr_of = dict(zip(rel.columns, aliases, strict=True))
 
-    def col(field: str) -> str | None:
-        sources = mapping.fields.get(field) or []
-        if not sources:
-            return None
-        if len(sources) == 1:
-            return expr_of[sources[0]]
-        parts = ", ".join(f"coalesce({expr_of[s]}, '')" for s in sources)
-        return f"concatWithSeparator(' ', {parts})"
-
-    def cols(field: str) -> list[str]:
+    def sources(field: str) -> list[str]:
         return [expr_of[c] for c in mapping.fields.get(field) or []]
 
-    sel: list[str] = ["toUInt64(_rb_row) AS source_row"]
-    checked: list[norm.NormalizedSQL] = []
+    def one(field: str) -> str | None:
+        cols = sources(field)
+        return cols[0] if cols else None
 
-    def add(field: str, result: norm.NormalizedSQL | None, empty: str = EMPTY) -> None:
-        sel.append(f"{result.value if result else empty} AS f_{field}")
-        if result is not None:
-            checked.append(result)
-
+    normalized: dict[str, norm.NormalizedSQL] = {}
     for field in ("user_id", "address", "city"):
-        src = col(field)
-        add(field, norm.free_text(src) if src else None)
-    add("name", norm.name(*cols("name")) if cols("name") else None)
-    src = col("email")
-    add("email", norm.email(src) if src else None)
-    src = col("country")
-    add("country", norm.country(src) if src else None)
-    src = col("phone")
-    add("phone", norm.phone(src, "f_country", settings.region) if src else None)
-    src = col("created_date")
-    add("created_date", norm.parse_date(src, settings.date_order) if src else None,
-        empty="CAST(NULL, 'Nullable(Date32)')")
-    src = col("status")
-    add("status", norm.status(src) if src else None, empty="'unknown'")
-    errors = [norm.error_codes(checked)]
+        if (src := one(field)) is not None:
+            normalized[field] = norm.free_text(src)
+    if names := sources("name"):
+        normalized["name"] = norm.name(*names)
+    if (src := one("email")) is not None:
+        normalized["email"] = norm.email(src)
+    if (src := one("country")) is not None:
+        normalized["country"] = norm.country(src)
+    if (src := one("phone")) is not None:
+        country_value = (normalized["country"].over("n_country").value
+                         if "country" in normalized else None)
+        normalized["phone"] = norm.phone(src, country_value, settings.region)
+    if (src := one("created_date")) is not None:
+        normalized["created_date"] = norm.parse_date(src, settings.date_order)
+    if (src := one("status")) is not None:
+        normalized["status"] = norm.status(src)
+    level2 = ", ".join(["*"] + [f"{n.expr} AS n_{f}" for f, n in normalized.items()])
+    read = {f: n.over(f"n_{f}") for f, n in normalized.items()}
 
+    defaults = {"created_date": "CAST(NULL, 'Nullable(Date32)')", "status": "'unknown'"}
+    sel: list[str] = ["toUInt64(_rb_row) AS source_row"]
+    for field in ("user_id", "address", "city", "name", "email", "country", "phone",
+                  "created_date", "status"):
+        value = read[field].value if field in read else defaults.get(field, EMPTY)
+        sel.append(f"{value} AS f_{field}")
+
+    errors = [norm.error_codes(list(read.values()))]
     if spares:  # CSV: fields beyond the header, or rows cut short
         errors.append(f"if({spares[0]} IS NOT NULL OR {aliases[-1]} IS NULL, "
                       "['row:ragged'], CAST([], 'Array(String)'))")
+    sel.append(f"arrayConcat({', '.join(errors)}) AS f_errors")
 
     # metadata: every unmapped column, plus overflow fields of ragged rows
     meta_pairs = [(name, expr_of[name]) for name in mapping.metadata_columns]
     meta_pairs += [(f"_extra_{i + 1}", e) for i, e in enumerate(spares)]
     sel.append(f"{_string_map(meta_pairs)} AS f_metadata")
 
-    sel.append(f"arrayConcat({', '.join(errors)}) AS f_errors")
-    present = [  # invalid values are stored as '' by the normalizers
-        "f_email != ''",
-        "f_name != ''",
-        "f_phone != ''",
-        "f_address != ''",
-        "f_city != ''",
-        "f_country != ''",
-        "f_created_date IS NOT NULL",
-        "f_status != 'unknown'",
+    present = [  # invalid values are stored as '' (NULL for the date) by the normalizers
+        "f_email != ''", "f_name != ''", "f_phone != ''", "f_address != ''", "f_city != ''",
+        "f_country != ''", "f_created_date IS NOT NULL", "f_status != 'unknown'",
     ]
     score = " + ".join(f"toFloat32({cond})" for cond in present)
     sel.append(f"({score}) / {len(present)} AS f_score")
@@ -126,11 +122,11 @@ def transform_sql(rel: Relation, mapping: Mapping, settings: SourceSettings,
     required = " AND ".join(f"f_{f} = ''" for f in IDENTITY_REQUIRED)
     sel.append(f"if({required}, ['identity:missing'], CAST([], 'Array(String)')) AS f_reasons")
 
-    ident = [f if f != "name" else "lowerUTF8(f_name)" for f in settings.identity]
-    ident_exprs = [e if e.startswith("lowerUTF8") else f"toString(f_{e})" for e in ident]
-    all_empty = " AND ".join(f"{e} = ''" for e in ident_exprs)
+    ident = ["lowerUTF8(f_name)" if f == "name" else f"toString(f_{f})"
+             for f in settings.identity]
+    all_empty = " AND ".join(f"{e} = ''" for e in ident)
     sel.append(f"if({all_empty}, sipHash128('row', {{file_key:String}}, source_row), "
-               f"sipHash128({', '.join(ident_exprs)})) AS f_hash")
+               f"sipHash128({', '.join(ident)})) AS f_hash")
 
     raw_pairs = list(zip(rel.columns, aliases, strict=True))
     raw_pairs += [(f"_extra_{i + 1}", e) for i, e in enumerate(spares)]
@@ -143,7 +139,7 @@ def transform_sql(rel: Relation, mapping: Mapping, settings: SourceSettings,
     body = ",\n    ".join(sel)
     return (f"INSERT INTO {table} ({', '.join(CLEAN_COLUMNS)})\n"
             f"SELECT {', '.join(outputs)} FROM (\n  SELECT\n    {body}\n"
-            f"  FROM (SELECT {inner} FROM {rel.from_sql})\n)")
+            f"  FROM (SELECT {level2} FROM (SELECT {relation} FROM {rel.from_sql}))\n)")
 
 
 def _string_map(pairs: list[tuple[str, str]], keep_empty: bool = False) -> str:

@@ -4,11 +4,13 @@ No value is touched by Python: each normalizer takes SQL for the raw value (a
 ``Nullable(String)`` expression such as ``c3`` or ``concat(c1, ' ', c2)``) plus per-source
 settings, and returns a :class:`NormalizedSQL`:
 
-* ``value``: SQL for the normalized value: ``String`` ('' when absent or invalid; a master
-  field never holds half-normalized text), or ``Nullable(Date32)`` for dates;
-* ``checks``: ``Check(code, condition)`` pairs; ``condition`` is a UInt8 SQL expression that is
-  1 when the row earns the stable ``code`` (see :mod:`.codes`); ``invalid`` ORs them.
-  Empty input never earns a code: absence is not an error here (the identity rule is).
+* ``expr``: SQL computing the whole result once per row (usually ``Tuple(value, flags)``);
+* ``value``: the normalized value: ``String`` ('' when absent or invalid: a master field never
+  holds half-normalized text), or ``Nullable(Date32)`` for dates;
+* ``checks``: ``Check(code, condition)``: ``condition`` is UInt8 SQL, 1 when the row earns the
+  stable ``code`` (see :mod:`.codes`); ``invalid`` is 1 when any check fires. Empty input never
+  earns a code: absence is not an error here (the identity rule decides about it);
+* ``over(column)``: the same field read from a column that holds ``expr``'s result.
 
 API::
 
@@ -24,16 +26,21 @@ API::
                                                   # "status:unknown"
     error_codes(results) -> str                   # SQL Array(String) of the codes a row earned
 
-Typical use in one SELECT over a staging table::
+Use it in two levels, so each normalizer's SQL (phone and country carry ~30 KB of tables)
+appears once in the query text::
 
     c = country("c5")
-    p = phone("c4", c.value, default_region="US")
-    sql = f"SELECT {c.value} AS country, {p.value} AS phone, {error_codes([c, p])} AS errors ..."
+    fields = {"country": c, "phone": phone("c4", c.over("n_country").value, "US"), ...}
+    inner = ", ".join(f"{f.expr} AS n_{k}" for k, f in fields.items())
+    read = {k: f.over(f"n_{k}") for k, f in fields.items()}
+    sql = (f"SELECT {', '.join(f'{f.value} AS {k}' for k, f in read.items())}, "
+           f"{error_codes(list(read.values()))} AS validation_errors "
+           f"FROM (SELECT {inner}, * FROM staging)")
 
-Identical sub-expressions are computed once per query (ClickHouse's common subexpression
-elimination), so using ``value`` and the checks of one result side by side costs one pass.
-Generated SQL contains no ``%``, ``{``, ``}`` or ``$`` outside escapes: it is safe inside queries
-bound client- or server-side. Lambda variables are named ``_rb_*``; do not name columns so.
+Planning such a query takes ~0.3-0.4 s (the expressions are large): normalize a whole staged
+file (or big chunks) per statement, not small batches. Generated SQL contains no ``%``, ``{``,
+``}`` or ``$`` outside escapes, so it is safe inside queries bound client- or server-side.
+Lambda variables are named ``_rb_*``: do not name columns so.
 """
 
 from __future__ import annotations

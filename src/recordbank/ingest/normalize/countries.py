@@ -29,8 +29,10 @@ def fold_sql(expr: str) -> str:
 
 def country(expr: str) -> NormalizedSQL:
     """Alpha-2 country (String, '' when absent or unknown) and ``country:invalid``."""
-    # One scalar: the code, '' for empty input, '?' for an unknown spelling.
-    table = {"": "", **country_aliases()}
-    found = lookup(fold_sql(clean_text(expr)), table, default="?")
+    # One scalar: the code, '' for empty input, '?' for an unknown spelling. Keys end in '.'
+    # (never part of a fold) so that input made only of symbols ("???") is unknown, not empty.
+    c = clean_text(expr)
+    table = {"": "", **{k + ".": v for k, v in country_aliases().items()}}
+    found = lookup(f"concat({fold_sql(c)}, if({c} = '', '', '.'))", table, default="?")
     return NormalizedSQL(found, (COUNTRY_INVALID,), value_template="if(@E@ = '?', '', @E@)",
                          flags_template="toUInt8(@E@ = '?')")

@@ -67,8 +67,9 @@ _PRIORITY_HAND, _PRIORITY_CODE, _PRIORITY_NAME, _PRIORITY_DERIVED = 0, 1, 2, 3
 def fold(value: str) -> str:
     """Lowercase, drop accents, keep only letters and digits: the SQL side's ``_fold``."""
     decomposed = unicodedata.normalize("NFD", value.lower())
-    return "".join(ch for ch in decomposed
+    kept = "".join(ch for ch in decomposed
                    if unicodedata.category(ch)[0] in "LN" and unicodedata.category(ch) != "Mn")
+    return unicodedata.normalize("NFC", kept)  # Hangul syllables recompose, as in SQL
 
 
 def _variants(name: str) -> list[str]:

@@ -2,9 +2,10 @@
 
 Read deterministically, in this order (first match wins):
 
-* numeric with separators ``-/. `` : a 4-digit first part is year-first (ISO, whatever the
-  order); otherwise the source's order decides (DMY: 31/01/2024, MDY: 01/31/2024, YMD: 24/01/31;
-  a YMD source with the year last cannot tell day from month and yields unparseable);
+* numeric with separators ``-/.`` (not spaces): a 4-digit first part is year-first (ISO,
+  whatever the order); otherwise the source's order decides (DMY: 31/01/2024,
+  MDY: 01/31/2024, YMD: 24/01/31; a YMD source with the year last cannot tell day from
+  month and yields unparseable);
 * 8 digits: YYYYMMDD; 9-10 digits: unix seconds; 13 digits: unix milliseconds;
   5 digits (optionally with a fraction): an Excel serial day number;
 * month names in English, full or abbreviated, with optional weekday and ordinal suffix:
@@ -12,7 +13,8 @@ Read deterministically, in this order (first match wins):
 * other spellings with a month name and day and year: ClickHouse's best-effort parser
   (US variant for MDY). A year alone or a month and year is not a date.
 
-A time of day after the date is ignored, zone included: the date is the one written.
+Anything after the date that starts with ' ', 'T' or ',' (a time, a zone) is ignored: the
+date is the one written, not converted to UTC.
 Two-digit years fall in the century that puts them at most one year ahead of today.
 Dates before 1900-01-01 or more than a year after today are out of range: NULL and
 ``created_date:out-of-range``; impossible dates (31 Feb) and junk give ``created_date:unparseable``.
@@ -30,14 +32,7 @@ DateOrder = Literal["DMY", "MDY", "YMD"]
 DATE_ORDERS: Final[tuple[str, ...]] = ("DMY", "MDY", "YMD")
 
 _TAIL: Final = r"(?:[ t,]+.*)?$"  # a time (and zone) after the date: ignored
-_SEP: Final = r"[-/. ]"
-_ISO: Final = rf"(\d{{4}}){_SEP}(\d{{1,2}}){_SEP}(\d{{1,2}})"
-# Per order: the non-ISO numeric form, and how its groups 4-6 land in "Y-M-D".
-_NUMERIC_OTHER: Final[dict[str, tuple[str, str]]] = {
-    "DMY": (rf"(\d{{1,2}}){_SEP}(\d{{1,2}}){_SEP}(\d{{4}}|\d{{2}})", r"\1\6-\2\5-\3\4"),
-    "MDY": (rf"(\d{{1,2}}){_SEP}(\d{{1,2}}){_SEP}(\d{{4}}|\d{{2}})", r"\1\6-\2\4-\3\5"),
-    "YMD": (rf"(\d{{2}}){_SEP}(\d{{1,2}}){_SEP}(\d{{1,2}})", r"\1\4-\2\5-\3\6"),
-}
+_DATE_CHARS: Final = "0123456789/.-"
 _MONTH: Final = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
 _ORD: Final = r"(?:st|nd|rd|th)?"
 _TEXTUAL: Final = (
@@ -53,14 +48,37 @@ _NUMBER: Final = r"\d+"
 _MONTHS: Final = "['jan','feb','mar','apr','may','jun','jul','aug','sep','oct','nov','dec']"
 
 
-def _canonical(s: str, order: str) -> str:
-    """SQL: the value rewritten as "Y-M-D" (M a number or month abbreviation), else ''.
+def _numeric_parts(s: str, order: str) -> tuple[str, str]:
+    """SQL (is it a numeric date, its [Y, M, D] parts) for "2024-01-31", "31/01/2024 10:00"...
 
-    The common numeric case costs one ``match`` and one ``replaceRegexpOne``; rarer forms sit
-    in later ``multiIf`` branches, which ClickHouse evaluates only for the rows that reach them.
+    No regex: the leading run of digits and ``/.-`` is the date (~120 ns against ~350 for a
+    capturing regex, measured); what follows must be nothing or a time after ' ', 'T' or ','.
     """
-    other, to_canon = _NUMERIC_OTHER[order]
-    numeric = rf"^(?:{_ISO}|{other})\.?{_TAIL}"
+    run = f"translate({s}, {lit(_DATE_CHARS)}, {lit('#' * len(_DATE_CHARS))})"
+    head = f"substring({s}, 1, length({s}) - length(trim(LEADING '#' FROM {run})))"
+    after = f"substring({s}, length({head}) + 1, 1)"
+    p = f"splitByChar('-', trim(TRAILING '-' FROM translate({head}, '/.', '--')))"
+    l1, l3 = f"length({p}[1])", f"length({p}[3])"
+    shape = (f"(length({p}) = 3 AND {after} IN ('', ' ', 't', ',') AND length({p}[2]) "
+             f"BETWEEN 1 AND 2 AND (({l1} = 4 AND {l3} BETWEEN 1 AND 2) OR "
+             f"({l1} BETWEEN 1 AND 2 AND {l3} IN (2, 4))))")
+    y_first = f"{l1} = 4 OR ({l1} = 2 AND {l3} = 2 AND {order == 'YMD':d})"
+    if order == "DMY":
+        y_last = f"[{p}[3], {p}[2], {p}[1]]"
+    elif order == "MDY":
+        y_last = f"[{p}[3], {p}[1], {p}[2]]"
+    else:  # a YMD source cannot tell day from month when the year comes last
+        y_last = "['', '', '']"
+    return shape, f"if({y_first}, {p}, {y_last})"
+
+
+def _canonical(s: str, order: str) -> str:
+    """SQL Array(String): the value's [Y, M, D] (M a number or month abbreviation), else [].
+
+    The common numeric case costs a few string functions; rarer forms sit in later
+    ``multiIf`` branches, which ClickHouse evaluates only for the rows that reach them.
+    """
+    shape, parts = _numeric_parts(s, order)
     n = f"toUInt64OrZero(splitByChar('.', {s})[1])"
     days = {"unix seconds": f"addDays(toDate32('1970-01-01'), intDiv({n}, 86400))",
             "unix ms": f"addDays(toDate32('1970-01-01'), intDiv({n}, 86400000))",
@@ -71,13 +89,8 @@ def _canonical(s: str, order: str) -> str:
     has_parts = (f"(match({s}, {lit(_MONTH)}) AND "
                  f"length(extractAll({s}, {lit(_NUMBER)})) >= 2)")
     digits = f"(length({s}) BETWEEN 5 AND 13 AND toUInt64OrNull({s}) IS NOT NULL)"
-    iso = (f"length({s}) >= 10 AND substring({s}, 5, 1) = '-' AND substring({s}, 8, 1) = '-' "
-           f"AND (length({s}) = 10 OR substring({s}, 11, 1) IN ('t', ' '))")
-    return (
-        f"multiIf({iso}, substring({s}, 1, 10), "
-        f"match({s}, {lit(numeric)}), replaceRegexpOne({s}, {lit(numeric)}, "
-        f"{lit(to_canon)}), "
-        f"{digits} AND length({s}) = 8, "
+    other = (
+        f"multiIf({digits} AND length({s}) = 8, "
         f"concat(substring({s}, 1, 4), '-', substring({s}, 5, 2), '-', substring({s}, 7, 2)), "
         f"{digits} AND length({s}) IN (9, 10), toString({days['unix seconds']}), "
         f"{digits} AND length({s}) = 13, toString({days['unix ms']}), "
@@ -86,7 +99,7 @@ def _canonical(s: str, order: str) -> str:
         f"{lit(_TEXTUAL_TO_CANON)}), "
         f"{has_parts}, ifNull(toString(toDate32({best}({s}, 0, 'UTC'))), ''), '')"
     )
-
+    return f"if({shape}, {parts}, splitByChar('-', {other}))"
 
 
 def _year(part: str) -> str:
@@ -108,8 +121,9 @@ def parse_date(expr: str, order: str = "DMY", field: str = "created_date") -> No
     m = (f"(toUInt32OrZero({k}[2]) + transform({k}[2], {_MONTHS}, "
          f"CAST({list(range(1, 13))}, 'Array(UInt32)'), toUInt32(0)))")
     d = f"toUInt32OrZero({k}[3])"
-    leap = f"(({y} % 4 = 0) * greatest({y} % 100 != 0, {y} % 400 = 0))"
-    month_days = f"(30 + ({m} + intDiv({m}, 8)) % 2 - ({m} = 2) * (2 - {leap}))"
+    # modulo(), not '%': the SQL must stay free of '%' for client-side parameter binding
+    leap = f"((modulo({y}, 4) = 0) * greatest(modulo({y}, 100) != 0, modulo({y}, 400) = 0))"
+    month_days = f"(30 + modulo({m} + intDiv({m}, 8), 2) - ({m} = 2) * (2 - {leap}))"
     real = (f"((length({k}) = 3) * ({m} >= 1) * ({m} <= 12) * ({d} >= 1) * ({d} <= {month_days}) "
             f"* ({y} >= 1) * ({y} <= 9999))")
     ymd = f"({y} * 10000 + {m} * 100 + {d})"
@@ -119,7 +133,7 @@ def parse_date(expr: str, order: str = "DMY", field: str = "created_date") -> No
     made = f"makeDate32(greatest(least({y}, 2299), 1900), greatest({m}, 1), greatest({d}, 1))"
     value = f"if({flags} = 0 AND {s} != '', toNullable({made}), NULL)"
     expr_sql = let({s: f"lowerUTF8({clean_text(expr)})"},
-                   let({k: f"splitByChar('-', {_canonical(s, order)})"}, pair(value, flags)))
+                   let({k: _canonical(s, order)}, pair(value, flags)))
     if field == "created_date":
         return NormalizedSQL(expr_sql, (DATE_UNPARSEABLE, DATE_OUT_OF_RANGE))
     return NormalizedSQL(expr_sql, (field_code(field, "unparseable"),

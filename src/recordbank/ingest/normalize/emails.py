@@ -27,8 +27,9 @@ def _pattern(word: str, letter: str) -> str:
 # addresses (nearly all) never touch the Unicode automaton. Both see lowercased input.
 EMAIL_PATTERN_ASCII: Final = _pattern("a-z0-9", "[a-z]")
 EMAIL_PATTERN: Final = _pattern(r"\p{L}\p{N}", r"\p{L}")
+_UNWRAPPED: Final = r"\1\2"
 # Wrappers people paste around an address: "mailto:", "<...>". Removed before checking.
-_WRAPPER: Final = r"^(?i:mailto:)\s*|^<\s*|\s*>$"
+_WRAPPER: Final = r"^(?:(?i:mailto:)\s*)?(?:<\s*(.*?)\s*>|(.*))$"
 
 
 def email(expr: str) -> NormalizedSQL:
@@ -39,7 +40,7 @@ def email(expr: str) -> NormalizedSQL:
     c = "_rb_emc"
     # ':' is never valid in an address, so only values with one (or <>) pay for the regex.
     wrapped = f"(position({c}, ':') > 0 OR startsWith({c}, '<') OR endsWith({c}, '>'))"
-    e = f"lowerUTF8(if({wrapped}, replaceRegexpAll({c}, {lit(_WRAPPER)}, ''), {c}))"
+    e = f"lowerUTF8(if({wrapped}, replaceRegexpOne({c}, {lit(_WRAPPER)}, {lit(_UNWRAPPED)}), {c}))"
     syntax = (f"if(length({e}) = lengthUTF8({e}), match({e}, {lit(EMAIL_PATTERN_ASCII)}), "
               f"match({e}, {lit(EMAIL_PATTERN)}))")
     ok = f"({syntax} * (length({e}) <= 254) * (position({e}, '@') <= 65))"

@@ -8,7 +8,8 @@ How a value is read (the same steps libphonenumber takes, minus per-type pattern
 3. International when written with '+', "00", or the region's literal exit code ("011" in
    NANP, "810" in RU): the calling code is read from the digits (codes are prefix-free).
    Otherwise national: the calling code is the row's country, else the source's default region;
-   a number that already starts with that code and is too long without it loses it.
+   a number that starts with that code, has no possible length as written but has one
+   without the code, loses it ("447911123456" with GB).
 4. The trunk prefix ("0" in GB/DE/FR/IN, "1" in NANP, "8" in RU) is dropped when what remains
    has a possible length, also after a calling code ("+44 (0)20 ...").
 5. Valid when the national significant number has one of the region's possible lengths

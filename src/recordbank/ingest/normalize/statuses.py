@@ -55,8 +55,10 @@ def status_aliases() -> dict[str, str]:
 
 def status(expr: str) -> NormalizedSQL:
     """Status (LowCardinality-friendly String, never '') and ``status:unknown``."""
-    # One scalar: the status ('unknown' for empty input), '?' for an unknown spelling.
-    table = {"": "unknown", **status_aliases()}
-    found = lookup(fold_sql(clean_text(expr)), table, default="?")
+    # One scalar: the status ('unknown' for empty input), '?' for an unknown spelling. Keys
+    # end in '.' (never part of a fold): input made only of symbols is unknown, not empty.
+    c = clean_text(expr)
+    table = {"": "unknown", **{k + ".": v for k, v in status_aliases().items()}}
+    found = lookup(f"concat({fold_sql(c)}, if({c} = '', '', '.'))", table, default="?")
     return NormalizedSQL(found, (STATUS_UNKNOWN,), value_template="if(@E@ = '?', 'unknown', @E@)",
                          flags_template="toUInt8(@E@ = '?')")
