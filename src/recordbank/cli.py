@@ -124,13 +124,13 @@ def print_summary(results: list[IngestResult]) -> None:
                 "rows/s"):
         table.add_column(col, justify="right" if col not in ("file", "status") else "left")
     for r in results:
-        status = r.status
-        if r.status == "already-ingested":
-            status = f"already ingested (job {r.previous_job})"
-        table.add_row(str(r.job_id), r.file, status, f"{r.rows_read:,}", f"{r.inserted:,}",
+        table.add_row(str(r.job_id), r.file, r.status, f"{r.rows_read:,}", f"{r.inserted:,}",
                       f"{r.duplicates:,}", f"{r.quarantined:,}", f"{r.rows_per_second:,.0f}")
     out.print(table)
     for r in results:
+        if r.status == "already-ingested":
+            out.print(f"job {r.job_id}: {r.file}: already ingested by job {r.previous_job} "
+                      "(same content), nothing to do")
         if r.error:
             out.print(f"[red]job {r.job_id} ({r.file}):[/red] {r.error}")
         for f in r.mapping_report.get("files", []):
