@@ -55,7 +55,15 @@ def env_for(data: Path) -> dict[str, str]:
 
 
 def ingest_cmd(path: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "recordbank.cli", "ingest", "-q", str(path), *extra]
+    return [sys.executable, "-m", "recordbank.cli", "ingest", "--json", str(path), *extra]
+
+
+def stage_seconds(stdout: str) -> dict[str, float]:
+    """The pipeline's own stage timings, from `recordbank ingest --json`."""
+    result = json.loads(stdout.strip().splitlines()[-1])[0]
+    if result["status"] != "succeeded":
+        raise RuntimeError(result.get("error"))
+    return result["timings"]
 
 
 def measure_ingest(path: Path, rows: int, work: Path, label: str) -> dict[str, object]:
@@ -64,7 +72,8 @@ def measure_ingest(path: Path, rows: int, work: Path, label: str) -> dict[str, o
     wall, rss, stdout = rss_of(ingest_cmd(path), env_for(data))
     shutil.rmtree(data, ignore_errors=True)
     return {"what": f"recordbank ingest {label}", "rows": rows, "seconds": round(wall, 2),
-            "rows_per_s": int(rows / wall), "peak_rss_mb": round(rss / 2**20)}
+            "rows_per_s": int(rows / wall), "peak_rss_mb": round(rss / 2**20),
+            "stages": stage_seconds(stdout)}
 
 
 def measure_raw(path: Path, rows: int, work: Path) -> dict[str, object]:
@@ -86,7 +95,9 @@ def main() -> None:
     ap.add_argument("--big", action="store_true", help="also 20M-row CSV (RSS flat in size)")
     ap.add_argument("--incremental", action="store_true",
                     help="1M-row file, half stored, into a 50M-row table")
-    ap.add_argument("--stored", type=int, default=50_000_000)
+    ap.add_argument("--stored", default="50000000",
+                    help="rows already stored for --incremental; several, comma-separated, "
+                         "show how dedup cost grows with the table")
     ap.add_argument("--formats", default="csv,jsonl,parquet,xlsx,xml")
     ap.add_argument("--work", type=Path, default=OUT)
     args = ap.parse_args()
@@ -96,13 +107,14 @@ def main() -> None:
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, object]] = []
-    formats = args.formats.split(",")
+    formats = [f for f in args.formats.split(",") if f and f != "none"]
     big = [f for f in formats if f in ("csv", "jsonl", "parquet")]
     small = [f for f in formats if f not in big]
     t = time.perf_counter()
-    files = write_bench_files(work / "in", args.rows, big, seed=1)
-    files.update({f"{k}-small": v for k, v in
-                  write_bench_files(work / "in", args.small_rows, small, seed=2).items()})
+    files = write_bench_files(work / "in", args.rows, big, seed=1) if big else {}
+    if small:
+        files.update({f"{k}-small": v for k, v in
+                      write_bench_files(work / "in", args.small_rows, small, seed=2).items()})
     print(f"generated inputs in {time.perf_counter() - t:.0f} s", flush=True)
 
     raw = measure_raw(files["csv"], args.rows, work) if "csv" in files else None
@@ -125,9 +137,10 @@ def main() -> None:
     if args.incremental:
         from bench_incremental import measure_incremental
 
-        r = measure_incremental(work, args.stored)
-        results.append(r)
-        print(r, flush=True)
+        for stored in (int(x) for x in args.stored.split(",")):
+            r = measure_incremental(work, stored)
+            results.append(r)
+            print(r, flush=True)
     report = {"machine": f"{platform.node()} {os.cpu_count()} cores "
                          f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f}"
                          " GiB", "date": time.strftime("%Y-%m-%d %H:%M"), "results": results}

@@ -6,6 +6,7 @@ import csv
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -79,6 +80,7 @@ def ingest(
     region: Annotated[str | None, typer.Option(help="Default phone region (ISO alpha-2)")] = None,
     encoding: Annotated[str | None, typer.Option(help="Force the text encoding")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON")] = False,
 ) -> None:
     """Ingest files into the master table and print a summary."""
     if date_order and date_order.upper() not in ("DMY", "MDY", "YMD"):
@@ -94,8 +96,11 @@ def ingest(
     rt = _runtime()
     options = IngestOptions(source=source, mapping_file=mapping, format=format, table=table,
                             date_order=date_order, region=region, encoding=encoding)
-    results = run_ingest(rt, files, options, quiet=quiet)
-    print_summary(results)
+    results = run_ingest(rt, files, options, quiet=quiet or as_json)
+    if as_json:
+        sys.stdout.write(json.dumps([asdict(r) for r in results], default=str) + "\n")
+    else:
+        print_summary(results)
     if any(r.status in ("failed", "busy") for r in results):
         raise typer.Exit(1)
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from recordbank.db.models import IngestedFile, Job
 from recordbank.db.session import session_scope
@@ -95,24 +96,25 @@ def claim_file(engine: Engine, *, source: str, path: str, file_name: str, checks
         return Claim(job.id, "new")
 
 
+def _apply(s: Session, job_id: int, fields: dict[str, Any]) -> Job:
+    job = s.get(Job, job_id)
+    if job is None:
+        raise KeyError(job_id)
+    for key, value in fields.items():
+        setattr(job, key, value)
+    job.heartbeat_at = _now()
+    return job
+
+
 def update_job(engine: Engine, job_id: int, **fields: Any) -> None:
     with session_scope(engine) as s:
-        job = s.get(Job, job_id)
-        if job is None:
-            raise KeyError(job_id)
-        for key, value in fields.items():
-            setattr(job, key, value)
-        job.heartbeat_at = _now()
+        _apply(s, job_id, fields)
 
 
 def finish_job(engine: Engine, job_id: int, *, register: bool, **fields: Any) -> None:
     """Mark success and record the checksum in the file registry in one transaction."""
     with session_scope(engine) as s:
-        job = s.get(Job, job_id)
-        if job is None:
-            raise KeyError(job_id)
-        for key, value in fields.items():
-            setattr(job, key, value)
+        job = _apply(s, job_id, fields)
         job.status, job.stage, job.finished_at = "succeeded", "done", _now()
         job.error = job.error_code = None
         if register and job.checksum and s.get(IngestedFile, job.checksum) is None:

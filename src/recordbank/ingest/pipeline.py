@@ -76,7 +76,7 @@ class IngestResult:
     error_code: str | None = None
     previous_job: int | None = None
     mapping_report: dict[str, Any] = field(default_factory=dict)
-    notes: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def rows_per_second(self) -> float:
@@ -156,6 +156,7 @@ class Ingestor:
             result.seconds = time.perf_counter() - started
             timings["total"] = result.seconds
             result.mapping_report = {"files": reports}
+            result.timings = {k: round(v, 3) for k, v in timings.items()}
             jobs.finish_job(engine, job_id, register=True, rows_read=result.rows_read,
                             rows_inserted=result.inserted, rows_duplicate=result.duplicates,
                             rows_quarantined=result.quarantined, timings=timings,
