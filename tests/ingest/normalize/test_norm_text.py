@@ -18,6 +18,8 @@ CLEAN_CASES = [
     ("plain", "plain"),
     ("  padded  ", "padded"),
     ("tab\tinside", "tab inside"),
+    ("space \t\ttab run", "space tab run"),  # ASCII fast path: the translation makes a run
+    ("zero\x00width\x7fascii", "zerowidthascii"),
     ("\t\tleading tabs", "leading tabs"),
     ("many     spaces", "many spaces"),
     ("line\r\nbreaks\nand\rreturns", "line breaks and returns"),
