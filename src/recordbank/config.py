@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     redis_url: str = ""
     # Ingestion limits: bounded memory per batch, bounded decompressed size per file.
     batch_rows: int = Field(default=50_000, ge=100)
+    # Let the engine read CSV/JSON/Parquet files itself (embedded store only: a ClickHouse
+    # server cannot see this machine's files, so a server store always streams from Python).
+    native_reads: bool = True
     max_decompressed_bytes: int = 50 * 1024**3
     max_compression_ratio: int = 200
 

@@ -128,3 +128,16 @@ def test_sakila_dump_picks_customer_table(runtime, corpus: Path) -> None:
     row = runtime.store.rows("SELECT name, email, status, toString(created_date) FROM records "
                              "WHERE email = 'mary.smith@sakilacustomer.org'")
     assert row == [("MARY SMITH", "mary.smith@sakilacustomer.org", "active", "2006-02-14")]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "semicolon-cp1252", "jsonl", "json", "parquet"])
+def test_python_reads_match_engine_reads(runtime, tmp_path: Path, fmt: str) -> None:
+    """A ClickHouse server cannot read this machine's files: the store then gets every format
+    streamed from Python readers, with the same clean result."""
+    reference = _ingest(runtime, write_csv(tmp_path / "ref.csv", delimiter="|"))
+    expected = _clean_rows(runtime, reference.job_id)
+    runtime.store.command("TRUNCATE TABLE records")
+    runtime.settings.native_reads = False
+    result = _ingest(runtime, WRITERS[fmt](tmp_path))
+    _assert_counts(result)
+    assert _clean_rows(runtime, result.job_id) == expected

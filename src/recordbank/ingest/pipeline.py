@@ -209,6 +209,7 @@ class Ingestor:
         detected = detect(path, forced_format=options.format, forced_encoding=options.encoding)
         fmt = detected.format
         table = options.table or (config.table if config else None)
+        native = self.rt.settings.native_reads and store.embedded
         if fmt in ("csv", "tsv"):
             if detected.encoding not in (None, "utf-8", "ascii"):
                 target = path.parent / f"{path.name}.utf8"
@@ -221,23 +222,23 @@ class Ingestor:
                 detected.notes.append(f"invalid UTF-8 from byte {bad}: such bytes were "
                                       "replaced by U+FFFD, rows kept")
             delimiter = detected.delimiter or ("\t" if fmt == "tsv" else ",")
-            if delimiter == "\t":  # the engine's CSV reader refuses tabs: read in Python
+            if delimiter == "\t" or not native:  # the engine's CSV reader refuses tabs
                 from recordbank.ingest.readers import delimited
 
-                opts = ReadOptions(batch_rows=self.rt.settings.batch_rows, delimiter="\t",
+                opts = ReadOptions(batch_rows=self.rt.settings.batch_rows, delimiter=delimiter,
                                    quotechar=detected.quotechar or '"',
                                    has_header=detected.has_header,
                                    skip_lines=detected.skip_lines)
                 return self._staged(delimited.read, path, job_id, None, opts), detected
             return csv_relation(path, delimiter, detected.has_header, detected.skip_lines,
                                 detected.quotechar or '"'), detected
-        if fmt == "jsonl" or (fmt == "json" and _first_char(path) == "["):
+        if native and (fmt == "jsonl" or (fmt == "json" and _first_char(path) == "[")):
             return json_relation(store, path, job_id), detected
-        if fmt == "json":  # one object, e.g. {"data": [...]}: the Python reader finds the list
+        if fmt in ("json", "jsonl"):  # e.g. {"data": [...]}: the Python reader finds the list
             from recordbank.ingest.readers import jsonfile
 
             return self._staged(jsonfile.read, path, job_id, table), detected
-        if fmt == "parquet":
+        if fmt == "parquet" and native:
             return parquet_relation(store, path), detected
         reader = _python_reader(fmt)
         return self._staged(reader, path, job_id, table), detected
@@ -343,6 +344,10 @@ def _python_reader(fmt: str) -> Callable[[Path, ReadOptions], Any]:
         from recordbank.ingest.readers import pgdump
 
         return pgdump.read
+    if fmt == "parquet":
+        from recordbank.ingest.readers import parquet
+
+        return parquet.read
     raise UnsupportedFormat(f"no reader for format {fmt!r}")
 
 
