@@ -7,7 +7,6 @@ process at any moment and ingesting again ends with the rows of exactly one clea
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from recordbank.ingest import jobs
+from recordbank.ingest.bulk import BULK_INSERT
 from recordbank.ingest.compression import decompress_to, sniff_compression
 from recordbank.ingest.detect import Detected, check_utf8, detect, transcode_to_utf8
 from recordbank.ingest.errors import (
@@ -47,8 +47,6 @@ from recordbank.schema import IDENTITY_REQUIRED
 # (job_id, stage, rows done, rows expected or None)
 ProgressFn = Callable[[int, str, int, int | None], None]
 _MAX_ARCHIVE_DEPTH = 2
-# Without it an INSERT … SELECT evaluates the transform in one thread after parallel parsing.
-INSERT_THREADS = max(2, os.cpu_count() or 2)
 
 
 @dataclass
@@ -279,8 +277,7 @@ class Ingestor:
         watcher.start()
         try:
             store.command(sql, parameters={**rel.params, "file_key": f"{checksum}:{part.name}"},
-                          settings={**rel.settings, "max_query_size": 16 << 20,
-                                    "max_insert_threads": INSERT_THREADS})
+                          settings={**rel.settings, **BULK_INSERT, "max_query_size": 16 << 20})
         except Exception as exc:
             raise UnreadableFile(f"{part.name}: cannot read the data ({first_line(exc)})") \
                 from exc

@@ -10,7 +10,6 @@ several machines sharing one ClickHouse server).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, text
 
+from recordbank.ingest.bulk import PUBLISH_INSERT
 from recordbank.store.client import Store
 
 _process_lock = threading.Lock()
@@ -68,7 +68,7 @@ def publish(store: Store, clean: str, *, job_id: int, source: str, file_name: st
                              WHERE empty(reasons)))
         """,
         parameters=params,
-        settings={"max_insert_threads": max(2, os.cpu_count() or 2)},
+        settings=PUBLISH_INSERT,
     )
     store.command(
         f"""
