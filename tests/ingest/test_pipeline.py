@@ -141,3 +141,57 @@ def test_python_reads_match_engine_reads(runtime, tmp_path: Path, fmt: str) -> N
     result = _ingest(runtime, WRITERS[fmt](tmp_path))
     _assert_counts(result)
     assert _clean_rows(runtime, result.job_id) == expected
+
+
+def test_json_key_unseen_in_the_sample_is_kept(runtime, tmp_path: Path) -> None:
+    """JSON is read with the structure of its first 10,000 records; a later record with a new
+    key makes the reader fall back to the JSON type, and nothing is lost."""
+    import json
+
+    path = tmp_path / "late_key.jsonl"
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(10_050):
+            rec: dict[str, object] = {"name": f"Person {i}", "email": f"p{i}@example.com",
+                                      "address": {"city": "Paris"}}
+            if i == 10_040:
+                rec["vip"] = {"level": "gold"}
+            fh.write(json.dumps(rec) + "\n")
+    result = _ingest(runtime, path)
+    assert result.status == "succeeded", result.error
+    assert (result.rows_read, result.inserted) == (10_050, 10_050)
+    meta = runtime.store.scalar("SELECT metadata FROM records WHERE email = 'p10040@example.com'")
+    assert meta == {"vip.level": "gold"}
+    assert runtime.store.scalar("SELECT count() FROM records WHERE city = 'Paris'") == 10_050
+
+
+def test_hash_ranges_cover_every_bucket_once() -> None:
+    from recordbank.ingest.publish import hash_ranges
+
+    for rows, chunk in [(0, 10), (10, 10), (11, 10), (5_000_000, 2_000_000), (10**9, 1)]:
+        ranges = hash_ranges(rows, chunk)
+        covered = [b for lo, hi in ranges for b in range(lo, hi + 1)]
+        assert covered == list(range(256))
+        assert len(ranges) == max(1, min(256, -(-rows // chunk)))
+
+
+def test_publishing_in_many_hash_ranges_gives_the_same_result(
+        runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recordbank.ingest import publish
+    from recordbank.sample import HEADER, generate_people
+    from recordbank.sample import write_csv as write_people
+
+    digest = ("SELECT count(), groupBitXor(sipHash64(record_hash, source_row, email, phone)) "
+              "FROM records")
+    one = write_people(tmp_path / "one.csv", generate_people(20_000, seed=11), HEADER)
+    whole = _ingest(runtime, one)
+    expected = runtime.store.rows(digest)
+    runtime.store.command("TRUNCATE TABLE records")
+    many = write_people(tmp_path / "many.csv", generate_people(20_000, seed=11), HEADER,
+                        lineterminator="\r\n")  # same rows, other bytes: not a no-op
+    monkeypatch.setattr(publish, "CHUNK_ROWS", 1_000)  # 20 hash ranges
+    chunked = _ingest(runtime, many)
+    assert chunked.status == "succeeded", chunked.error
+    assert (chunked.inserted, chunked.duplicates, chunked.quarantined) == (
+        whole.inserted, whole.duplicates, whole.quarantined)
+    assert whole.duplicates > 0
+    assert runtime.store.rows(digest) == expected

@@ -31,7 +31,7 @@ from recordbank.ingest.loading import (
     csv_relation,
     drop_staging,
     first_line,
-    json_relation,
+    json_fast_relation,
     parquet_relation,
     staged_relation,
 )
@@ -40,7 +40,12 @@ from recordbank.ingest.publish import publish, publish_lock, unpublish
 from recordbank.ingest.readers.base import ReadOptions
 from recordbank.ingest.settings import choose_date_order
 from recordbank.ingest.sources import file_checksum
-from recordbank.ingest.transform import SourceSettings, create_clean_table, transform_sql
+from recordbank.ingest.transform import (
+    SourceSettings,
+    clean_table,
+    create_clean_table,
+    transform_sql,
+)
 from recordbank.runtime import Runtime
 from recordbank.schema import IDENTITY_REQUIRED
 
@@ -121,21 +126,21 @@ class Ingestor:
                 t0 = time.perf_counter()
                 rel, detected = self._relation(part, job_id, options, config)
                 timings["read"] = timings.get("read", 0) + time.perf_counter() - t0
-                samples = _sample(rel, store, part)
-                mapping = map_columns(rel.columns, samples, config)
-                _require_identity(mapping, detected.format, rel)
-                settings = self._source_settings(options, config, mapping, samples)
-                report = mapping.to_dict()
-                report.update(file=part.name, format=detected.format,
-                              date_order=settings.date_order, region=settings.region,
-                              reader=rel.notes, detection=list(detected.notes))
-                reports.append(report)
-                jobs.update_job(engine, job_id, stage="transform", format=detected.format,
-                                mapping_report={"files": reports})
-                t0 = time.perf_counter()
-                rows = self._transform(rel, mapping, settings, clean, job_id, checksum, offset,
-                                       part)
-                timings["transform"] = timings.get("transform", 0) + time.perf_counter() - t0
+                n_reports = len(reports)
+                try:
+                    rows = self._map_and_transform(rel, detected, part, job_id, checksum,
+                                                   offset, options, config, reports, timings)
+                except UnreadableFile:
+                    if rel.fallback is None:
+                        raise
+                    # a record the sampled structure did not foresee: read it the slow way
+                    store.command(f"DELETE FROM {clean} WHERE source_row >= {int(offset)}")
+                    t0 = time.perf_counter()
+                    rel = rel.fallback()
+                    timings["read"] += time.perf_counter() - t0
+                    del reports[n_reports:]
+                    rows = self._map_and_transform(rel, detected, part, job_id, checksum,
+                                                   offset, options, config, reports, timings)
                 offset += rows
                 drop_staging(store, job_id)
             result.rows_read = int(store.scalar(f"SELECT count() FROM {clean}"))
@@ -178,6 +183,26 @@ class Ingestor:
             return result
 
     # -- stages -------------------------------------------------------------------------
+
+    def _map_and_transform(self, rel: Relation, detected: Detected, part: Path, job_id: int,
+                           checksum: str, offset: int, options: IngestOptions,
+                           config: SourceConfig | None, reports: list[dict[str, Any]],
+                           timings: dict[str, float]) -> int:
+        samples = _sample(rel, self.rt.store, part)
+        mapping = map_columns(rel.columns, samples, config)
+        _require_identity(mapping, detected.format, rel)
+        settings = self._source_settings(options, config, mapping, samples)
+        report = mapping.to_dict()
+        report.update(file=part.name, format=detected.format, date_order=settings.date_order,
+                      region=settings.region, reader=rel.notes, detection=list(detected.notes))
+        reports.append(report)
+        jobs.update_job(self.rt.engine, job_id, stage="transform", format=detected.format,
+                        mapping_report={"files": reports})
+        t0 = time.perf_counter()
+        rows = self._transform(rel, mapping, settings, clean_table(job_id), job_id, checksum,
+                               offset, part)
+        timings["transform"] = timings.get("transform", 0) + time.perf_counter() - t0
+        return rows
 
     def _open(self, path: Path, work: Path, options: IngestOptions, depth: int = 0) -> list[Path]:
         """Decompress (with bomb limits) until plain files remain."""
@@ -231,7 +256,7 @@ class Ingestor:
             return csv_relation(path, delimiter, detected.has_header, detected.skip_lines,
                                 detected.quotechar or '"'), detected
         if native and (fmt == "jsonl" or (fmt == "json" and _first_char(path) == "[")):
-            return json_relation(store, path, job_id), detected
+            return json_fast_relation(store, path, job_id), detected
         if fmt in ("json", "jsonl"):  # e.g. {"data": [...]}: the Python reader finds the list
             from recordbank.ingest.readers import jsonfile
 
@@ -305,8 +330,6 @@ class Ingestor:
         self._drop_work(job_id, work)
 
     def _drop_work(self, job_id: int, work: Path) -> None:
-        from recordbank.ingest.transform import clean_table
-
         self.rt.store.command(f"DROP TABLE IF EXISTS {clean_table(job_id)}")
         drop_staging(self.rt.store, job_id)
         shutil.rmtree(work, ignore_errors=True)

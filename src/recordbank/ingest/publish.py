@@ -46,30 +46,29 @@ _RECORD_COLUMNS = (
 )
 
 
+# Rows per publish chunk: the sets a chunk builds (first occurrence per hash, the job's ids)
+# grow with it, so chunking by hash range keeps memory flat in the file size.
+CHUNK_ROWS = 2_000_000
+
+
+def hash_ranges(rows: int, chunk_rows: int | None = None) -> list[tuple[int, int]]:
+    """Ranges of the first hash byte (the clean table's `bucket`) of about chunk_rows each."""
+    parts = max(1, min(256, -(-rows // (chunk_rows or CHUNK_ROWS))))
+    bounds = [round(i * 256 / parts) for i in range(parts + 1)]
+    return [(bounds[i], bounds[i + 1] - 1) for i in range(parts)]
+
+
 def publish(store: Store, clean: str, *, job_id: int, source: str, file_name: str) -> int:
-    """Insert the job's new rows and its quarantined rows; return the number inserted."""
-    params = {"job": job_id, "source": source, "file": file_name,
-              "now": datetime.now(UTC).replace(tzinfo=None)}
-    store.command(
-        f"""
-        INSERT INTO records ({_RECORD_COLUMNS})
-        SELECT reinterpretAsUUID(record_hash), {{source:String}}, {{file:String}}, source_row,
-               record_hash, {{now:DateTime64(3)}}, {{job:UInt64}}, user_id, email, name, phone,
-               address, city, country, created_date, status, metadata, data_quality_score,
-               validation_errors
-        FROM {clean}
-        WHERE empty(reasons)
-          AND (record_hash, source_row) IN (
-                SELECT record_hash, min(source_row) FROM {clean}
-                WHERE empty(reasons) GROUP BY record_hash)
-          AND reinterpretAsUUID(record_hash) NOT IN (
-                SELECT id FROM records
-                WHERE id IN (SELECT reinterpretAsUUID(record_hash) FROM {clean}
-                             WHERE empty(reasons)))
-        """,
-        parameters=params,
-        settings=PUBLISH_INSERT,
-    )
+    """Insert the job's new rows and its quarantined rows; return the number inserted.
+
+    Rows with the same hash share a bucket, so deduplicating bucket range by bucket range is
+    exact; each range reads only its own granules (the clean table is ordered by bucket).
+    """
+    params: dict[str, object] = {"job": job_id, "source": source, "file": file_name,
+                                 "now": datetime.now(UTC).replace(tzinfo=None)}
+    rows = int(store.scalar(f"SELECT count() FROM {clean}"))
+    for lo, hi in hash_ranges(rows):
+        _publish_range(store, clean, {**params, "lo": lo, "hi": hi})
     store.command(
         f"""
         INSERT INTO quarantine
@@ -82,6 +81,30 @@ def publish(store: Store, clean: str, *, job_id: int, source: str, file_name: st
     )
     return int(store.scalar("SELECT count() FROM records WHERE job_id = {job:UInt64}",
                             {"job": job_id}))
+
+
+def _publish_range(store: Store, clean: str, params: dict[str, object]) -> None:
+    mine = "bucket BETWEEN {lo:UInt8} AND {hi:UInt8} AND empty(reasons)"
+    store.command(
+        f"""
+        INSERT INTO records ({_RECORD_COLUMNS})
+        SELECT reinterpretAsUUID(record_hash), {{source:String}}, {{file:String}}, source_row,
+               record_hash, {{now:DateTime64(3)}}, {{job:UInt64}}, user_id, email, name, phone,
+               address, city, country, created_date, status, metadata, data_quality_score,
+               validation_errors
+        FROM {clean}
+        WHERE {mine}
+          AND (record_hash, source_row) IN (
+                SELECT record_hash, min(source_row) FROM {clean}
+                WHERE {mine} GROUP BY record_hash)
+          AND reinterpretAsUUID(record_hash) NOT IN (
+                SELECT id FROM records
+                WHERE id IN (SELECT reinterpretAsUUID(record_hash) FROM {clean}
+                             WHERE {mine}))
+        """,
+        parameters=params,
+        settings=PUBLISH_INSERT,
+    )
 
 
 def unpublish(store: Store, job_id: int) -> None:

@@ -27,9 +27,10 @@ CREATE TABLE {table}
     phone String, address String, city String, country LowCardinality(String),
     created_date Nullable(Date32), status LowCardinality(String), metadata Map(String, String),
     data_quality_score Float32, validation_errors Array(LowCardinality(String)),
-    reasons Array(LowCardinality(String)), raw Map(String, String)
+    reasons Array(LowCardinality(String)), raw Map(String, String),
+    bucket UInt8 MATERIALIZED reinterpretAsUInt8(substring(record_hash, 1, 1))
 )
-ENGINE = MergeTree ORDER BY tuple()
+ENGINE = MergeTree ORDER BY bucket
 """
 
 
