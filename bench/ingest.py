@@ -100,9 +100,20 @@ def main() -> None:
                          "show how dedup cost grows with the table")
     ap.add_argument("--formats", default="csv,jsonl,parquet,xlsx,xml")
     ap.add_argument("--work", type=Path, default=OUT)
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse input files left in --work by an earlier run")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
-    from recordbank.sample import write_bench_files
+    from recordbank.sample import write_bench_files as generate
+
+    def write_bench_files(dest: Path, n: int, fmts: list[str], seed: int) -> dict[str, Path]:
+        found = {f: next(iter(sorted(dest.glob(f"people_{n}.*{f.split('.')[-1]}"))), None)
+                 for f in fmts} if args.reuse and dest.exists() else {}
+        missing = [f for f in fmts if not found.get(f)]
+        out = {f: p for f, p in found.items() if p}
+        if missing:
+            out.update(generate(dest, n, missing, seed=seed))
+        return out
 
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -133,7 +144,8 @@ def main() -> None:
         r = measure_ingest(bigfile, args.rows * 4, work, f"csv-{args.rows * 4}")
         results.append(r)
         print(r, flush=True)
-        shutil.rmtree(work / "in_big", ignore_errors=True)
+        if not args.reuse:
+            shutil.rmtree(work / "in_big", ignore_errors=True)
     if args.incremental:
         from bench_incremental import measure_incremental
 
