@@ -24,6 +24,7 @@ from rich.table import Table
 
 from recordbank.ingest.errors import IngestError
 from recordbank.ingest.pipeline import IngestOptions, Ingestor, IngestResult
+from recordbank.ingest.pipeline import Progress as IngestProgress
 from recordbank.ingest.sources import expand_paths
 from recordbank.runtime import open_runtime
 from recordbank.store.client import StoreBusy
@@ -54,13 +55,14 @@ class _ProgressView:
         self.started = time.perf_counter()
         self.task = self.progress.add_task(name, total=None, rate="", stage="start")
 
-    def __call__(self, job_id: int, stage: str, done: int, expected: int | None) -> None:
+    def __call__(self, p: IngestProgress) -> None:
         if self.task is None:
             return
         elapsed = max(time.perf_counter() - self.started, 1e-6)
-        total = max(expected, done) if expected else None
-        self.progress.update(self.task, completed=done, total=total, stage=stage,
-                             rate=f"{done / elapsed:,.0f} rows/s")
+        total = max(p.expected, p.rows) if p.expected else None
+        self.progress.update(self.task, completed=p.rows, total=total,
+                             stage=f"{p.stage}, {p.rejected:,} rejected",
+                             rate=f"{p.rows / elapsed:,.0f} rows/s")
 
     def finish(self, result: IngestResult) -> None:
         if self.task is not None:

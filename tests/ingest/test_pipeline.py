@@ -195,3 +195,19 @@ def test_publishing_in_many_hash_ranges_gives_the_same_result(
         whole.inserted, whole.duplicates, whole.quarantined)
     assert whole.duplicates > 0
     assert runtime.store.rows(digest) == expected
+
+
+def test_progress_reports_rows_and_rejects(runtime, tmp_path: Path) -> None:
+    from recordbank.ingest.pipeline import Progress
+
+    seen: list[Progress] = []
+    result = Ingestor(runtime, progress=seen.append).ingest(
+        write_csv(tmp_path / "p.csv"), IngestOptions())
+    assert result.status == "succeeded"
+    last = seen[-1]
+    assert (last.stage, last.rows, last.rejected) == ("publish", 6, 1)
+    assert all(p.job_id == result.job_id for p in seen)
+    xml = WRITERS["xml"](tmp_path)
+    seen.clear()
+    Ingestor(runtime, progress=seen.append).ingest(xml, IngestOptions())
+    assert any(p.stage == "read" and p.rows == 6 for p in seen)  # staged readers report too

@@ -49,8 +49,17 @@ from recordbank.ingest.transform import (
 from recordbank.runtime import Runtime
 from recordbank.schema import IDENTITY_REQUIRED
 
-# (job_id, stage, rows done, rows expected or None)
-ProgressFn = Callable[[int, str, int, int | None], None]
+
+@dataclass(frozen=True)
+class Progress:
+    job_id: int
+    stage: str  # read | transform | publish
+    rows: int  # rows done so far in this stage
+    expected: int | None = None  # rows expected, when known or estimated
+    rejected: int = 0  # rows quarantined so far
+
+
+ProgressFn = Callable[[Progress], None]
 _MAX_ARCHIVE_DEPTH = 2
 
 
@@ -149,7 +158,8 @@ class Ingestor:
             result.quarantined = int(store.scalar(
                 f"SELECT count() FROM {clean} WHERE notEmpty(reasons)"))
             jobs.update_job(engine, job_id, stage="publish")
-            self.progress(job_id, "publish", result.rows_read, result.rows_read)
+            self.progress(Progress(job_id, "publish", result.rows_read, result.rows_read,
+                                   result.quarantined))
             t0 = time.perf_counter()
             with publish_lock(engine):
                 result.inserted = publish(store, clean, job_id=job_id, source=source,
@@ -270,7 +280,7 @@ class Ingestor:
                 table: str | None, opts: ReadOptions | None = None) -> Relation:
         opts = opts or ReadOptions(batch_rows=self.rt.settings.batch_rows, table=table)
         rel = staged_relation(self.rt.store, job_id, reader(path, opts),
-                              on_rows=lambda n: self.progress(job_id, "read", n, None))
+                              on_rows=lambda n: self.progress(Progress(job_id, "read", n)))
         rel.notes = dict(opts.notes)
         return rel
 
@@ -316,10 +326,12 @@ class Ingestor:
         """Report rows transformed so far (parts become visible as the insert commits them)."""
         while not stop.wait(0.5):
             try:
-                done = int(self.rt.store.scalar(f"SELECT count() FROM {clean}")) - before
+                total, rejected = self.rt.store.rows(
+                    f"SELECT count(), countIf(notEmpty(reasons)) FROM {clean}")[0]
             except Exception:  # noqa: BLE001 - progress is best effort
                 return
-            self.progress(job_id, "transform", done, expected)
+            done = int(total) - before
+            self.progress(Progress(job_id, "transform", done, expected, int(rejected)))
             try:
                 jobs.update_job(self.rt.engine, job_id, rows_read=done)
             except Exception:  # noqa: BLE001
