@@ -81,6 +81,9 @@ class Store:
         self.client.insert(table, data, column_names=list(columns),
                            column_oriented=column_oriented)
 
+    def insert_arrow(self, table: str, data: Any) -> None:
+        self.client.insert_arrow(table, data)
+
     def close(self) -> None:
         with self._lock:
             for client in self._clients:
