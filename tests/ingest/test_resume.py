@@ -74,8 +74,8 @@ def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kill_at", ["registered", "transform", "publish", "t+0.3", "t+1.5",
-                                     "t+3"])
+@pytest.mark.parametrize("kill_at", ["registered", "transform", "publish", "publish+0.15",
+                                     "publish+0.35", "t+0.3", "t+1.5", "t+3"])
 def test_sigkill_then_rerun_equals_one_clean_run(big_csv: Path, tmp_path: Path,
                                                  database_url: str, kill_at: str) -> None:
     clean_env = _env(tmp_path / "clean", f"sqlite:///{tmp_path / 'clean.db'}")
@@ -92,7 +92,9 @@ def test_sigkill_then_rerun_equals_one_clean_run(big_csv: Path, tmp_path: Path,
         if kill_at.startswith("t+"):
             if time.monotonic() - started >= float(kill_at[2:]):
                 break
-        elif _stage(database_url) == kill_at:
+        elif _stage(database_url) == kill_at.split("+")[0]:
+            if "+" in kill_at:  # some time into the stage: mid-insert into records
+                time.sleep(float(kill_at.split("+")[1]))
             break
         time.sleep(0.005)
     if proc.poll() is None:
