@@ -37,6 +37,7 @@ from recordbank.ingest.loading import (
 )
 from recordbank.ingest.mapping import Mapping, SourceConfig, load_mapping_file, map_columns
 from recordbank.ingest.publish import publish, publish_lock, unpublish
+from recordbank.ingest.readers import reader_for
 from recordbank.ingest.readers.base import ReadOptions
 from recordbank.ingest.settings import choose_date_order
 from recordbank.ingest.sources import file_checksum
@@ -273,7 +274,7 @@ class Ingestor:
             return self._staged(jsonfile.read, path, job_id, table), detected
         if fmt == "parquet" and native:
             return parquet_relation(store, path), detected
-        reader = _python_reader(fmt)
+        reader = reader_for(fmt)
         return self._staged(reader, path, job_id, table), detected
 
     def _staged(self, reader: Callable[[Path, ReadOptions], Any], path: Path, job_id: int,
@@ -357,30 +358,6 @@ def _require_identity(mapping: Mapping, fmt: str, rel: Relation) -> None:
     if fmt in ("mysqldump", "pgdump"):
         raise NoUsableTable(message)
     raise NoIdentityColumns(message)
-
-
-def _python_reader(fmt: str) -> Callable[[Path, ReadOptions], Any]:
-    if fmt == "xml":
-        from recordbank.ingest.readers import xml
-
-        return xml.read
-    if fmt in ("xlsx", "xls"):
-        from recordbank.ingest.readers import excel
-
-        return excel.read
-    if fmt == "mysqldump":
-        from recordbank.ingest.readers import sqldump
-
-        return sqldump.read
-    if fmt == "pgdump":
-        from recordbank.ingest.readers import pgdump
-
-        return pgdump.read
-    if fmt == "parquet":
-        from recordbank.ingest.readers import parquet
-
-        return parquet.read
-    raise UnsupportedFormat(f"no reader for format {fmt!r}")
 
 
 def _sample(rel: Relation, store: Any, part: Path) -> dict[str, list[str | None]]:
