@@ -17,13 +17,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from recordbank.ingest.errors import EmptyFile, IngestError, UnreadableFile
-from recordbank.ingest.readers.base import Batch, ReadOptions
+from recordbank.ingest.errors import EmptyFile, UnreadableFile
+from recordbank.ingest.readers.base import Batch, header_names
 from recordbank.store.client import Store, quote_ident, sql_string
 
 # Spare columns catch the extra fields of ragged CSV rows so that nothing is dropped.
 SPARE_COLUMNS = 8
-NATIVE_FORMATS = ("csv", "tsv", "json", "jsonl", "parquet")
 
 
 @dataclass
@@ -57,7 +56,7 @@ def csv_relation(path: Path, delimiter: str, has_header: bool, skip_lines: int,
     if header is None:
         raise EmptyFile(f"{path.name} has no rows")
     if has_header:
-        columns = _dedupe_names([h.strip() or f"column_{i + 1}" for i, h in enumerate(header)])
+        columns = header_names(header)
     else:
         columns = [f"column_{i + 1}" for i in range(len(header))]
     names = [f"c{i}" for i in range(len(columns))]
@@ -187,10 +186,6 @@ def drop_staging(store: Store, job_id: int) -> None:
     store.command(f"DROP TABLE IF EXISTS {staging_table(job_id)}")
 
 
-def read_options(batch_rows: int, table: str | None) -> ReadOptions:
-    return ReadOptions(batch_rows=batch_rows, table=table)
-
-
 def _read_header(path: Path, delimiter: str, skip_lines: int,
                  quotechar: str) -> list[str] | None:
     with path.open("r", encoding="utf-8", errors="replace", newline="") as fh:
@@ -226,19 +221,6 @@ def _bounded_first_record(fh: io.TextIOBase, limit: int = 1 << 20) -> str:
     return "".join(out)
 
 
-def _dedupe_names(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        if name in seen:
-            seen[name] += 1
-            out.append(f"{name}_{seen[name]}")
-        else:
-            seen[name] = 1
-            out.append(name)
-    return out
-
-
 def _json_path(path: str) -> str:
     return ".".join(quote_ident(part) for part in path.split("."))
 
@@ -248,6 +230,3 @@ def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:400] if text else type(exc).__name__
 
-
-__all__ = ["NATIVE_FORMATS", "IngestError", "Relation", "csv_relation", "drop_staging",
-           "json_relation", "parquet_relation", "staged_relation", "staging_table"]

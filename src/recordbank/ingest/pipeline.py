@@ -114,18 +114,20 @@ class Ingestor:
         if claim.kind == "busy":
             return IngestResult(claim.job_id, path.name, "busy",
                                 error=f"job {claim.job_id} is ingesting this file right now")
-        return self._run(claim.job_id, path, source, checksum, options)
+        return self._run(claim.job_id, path, source, checksum, options,
+                         resume=claim.kind == "resume")
 
     def _run(self, job_id: int, path: Path, source: str, checksum: str,
-             options: IngestOptions) -> IngestResult:
+             options: IngestOptions, resume: bool) -> IngestResult:
         started = time.perf_counter()
         timings: dict[str, float] = {}
         work = self.rt.settings.work_dir / f"job_{job_id}"
         store, engine = self.rt.store, self.rt.engine
         result = IngestResult(job_id, path.name, "running")
         try:
-            self._cleanup(job_id, work)  # a previous attempt of this job may have left rows
-            work.mkdir(parents=True)
+            if resume:  # an earlier attempt of this job may have left rows and work tables
+                self._cleanup(job_id, work)
+            work.mkdir(parents=True, exist_ok=True)
             config = load_mapping_file(options.mapping_file) if options.mapping_file else None
             clean = create_clean_table(store, job_id)
             parts = self._open(path, work, options)
@@ -163,8 +165,8 @@ class Ingestor:
                                    result.quarantined))
             t0 = time.perf_counter()
             with publish_lock(engine):
-                result.inserted = publish(store, clean, job_id=job_id, source=source,
-                                          file_name=path.name)
+                result.inserted = publish(store, clean, rows=result.rows_read, job_id=job_id,
+                                          source=source, file_name=path.name)
             timings["publish"] = time.perf_counter() - t0
             result.duplicates = result.rows_read - result.quarantined - result.inserted
             result.seconds = time.perf_counter() - started

@@ -58,7 +58,8 @@ def hash_ranges(rows: int, chunk_rows: int | None = None) -> list[tuple[int, int
     return [(bounds[i], bounds[i + 1] - 1) for i in range(parts)]
 
 
-def publish(store: Store, clean: str, *, job_id: int, source: str, file_name: str) -> int:
+def publish(store: Store, clean: str, *, rows: int, job_id: int, source: str,
+            file_name: str) -> int:
     """Insert the job's new rows and its quarantined rows; return the number inserted.
 
     Rows with the same hash share a bucket, so deduplicating bucket range by bucket range is
@@ -66,7 +67,6 @@ def publish(store: Store, clean: str, *, job_id: int, source: str, file_name: st
     """
     params: dict[str, object] = {"job": job_id, "source": source, "file": file_name,
                                  "now": datetime.now(UTC).replace(tzinfo=None)}
-    rows = int(store.scalar(f"SELECT count() FROM {clean}"))
     for lo, hi in hash_ranges(rows):
         _publish_range(store, clean, {**params, "lo": lo, "hi": hi})
     store.command(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from recordbank.ingest import normalize as norm
 from recordbank.ingest.loading import Relation
 from recordbank.ingest.mapping import Mapping
-from recordbank.schema import IDENTITY_REQUIRED
+from recordbank.schema import DEFAULT_IDENTITY, IDENTITY_REQUIRED
 from recordbank.store.client import Store, sql_string
 
 CLEAN_COLUMNS = (
@@ -38,7 +38,7 @@ ENGINE = MergeTree ORDER BY bucket
 class SourceSettings:
     date_order: str = "MDY"
     region: str | None = None
-    identity: tuple[str, ...] = ("email", "phone", "name")
+    identity: tuple[str, ...] = DEFAULT_IDENTITY
 
 
 def clean_table(job_id: int) -> str:

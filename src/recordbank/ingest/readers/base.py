@@ -6,7 +6,7 @@ the others (XML, Excel, PostgreSQL dumps, and anything needing transcoding) stre
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 # One row: column name -> value as text (None = absent / SQL NULL). Nested keys are flattened
@@ -29,3 +29,14 @@ class ReadOptions:
 
 
 RowBatches = Iterator[Batch]
+
+
+def header_names(cells: Sequence[str]) -> list[str]:
+    """Column names from a header row: trimmed, blanks named column_N, repeats suffixed _2, _3."""
+    seen: dict[str, int] = {}
+    out = []
+    for i, cell in enumerate(cells):
+        name = cell.strip() or f"column_{i + 1}"
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return out

@@ -4,12 +4,13 @@ files with CSV quoting and CRLF line ends). CSV itself goes to the engine (inges
 from __future__ import annotations
 
 import csv
+import itertools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from recordbank.ingest.errors import EmptyFile, UnreadableFile
-from recordbank.ingest.readers.base import Batch, ReadOptions
+from recordbank.ingest.readers.base import Batch, ReadOptions, header_names
 
 csv.field_size_limit(sys.maxsize)
 
@@ -26,13 +27,13 @@ def read(path: Path, options: ReadOptions) -> Iterator[Batch]:
             if first is None:
                 raise EmptyFile(f"{path.name} has no rows")
             if options.has_header:
-                header = _unique([h.strip() or f"column_{i + 1}" for i, h in enumerate(first)])
+                header = header_names(first)
                 pending: list[list[str]] = []
             else:
                 header = [f"column_{i + 1}" for i in range(len(first))]
                 pending = [first]
             batch: Batch = []
-            for row in _chain(pending, reader):
+            for row in itertools.chain(pending, reader):
                 record: dict[str, str | None] = dict(zip(header, row, strict=False))
                 for i in range(len(header), len(row)):  # extra fields of ragged rows are kept
                     record[f"_extra_{i - len(header) + 1}"] = row[i]
@@ -45,17 +46,3 @@ def read(path: Path, options: ReadOptions) -> Iterator[Batch]:
         except csv.Error as exc:
             raise UnreadableFile(f"{path.name}: line {reader.line_num}: {exc}") from exc
     options.notes["header"] = header
-
-
-def _chain(first: list[list[str]], rest: Iterator[list[str]]) -> Iterator[list[str]]:
-    yield from first
-    yield from rest
-
-
-def _unique(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
-    return out
