@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -26,7 +26,7 @@ from recordbank.ingest.errors import IngestError
 from recordbank.ingest.pipeline import IngestOptions, Ingestor, IngestResult
 from recordbank.ingest.pipeline import Progress as IngestProgress
 from recordbank.ingest.sources import expand_paths
-from recordbank.runtime import open_runtime
+from recordbank.runtime import Runtime, open_runtime
 from recordbank.store.client import StoreBusy
 
 app = typer.Typer(help="recordbank: ingest messy contact records into one clean master table.",
@@ -35,7 +35,7 @@ console = Console(stderr=True)
 out = Console()
 
 
-def _runtime() -> Any:
+def _runtime() -> Runtime:
     try:
         return open_runtime()
     except StoreBusy as exc:
@@ -107,7 +107,7 @@ def ingest(
         raise typer.Exit(1)
 
 
-def run_ingest(rt: Any, files: list[Path], options: IngestOptions,
+def run_ingest(rt: Runtime, files: list[Path], options: IngestOptions,
                quiet: bool = False) -> list[IngestResult]:
     progress = Progress(TextColumn("{task.description}"), BarColumn(),
                         TextColumn("{task.completed:,} rows"), TextColumn("{task.fields[rate]}"),

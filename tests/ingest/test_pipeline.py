@@ -211,3 +211,21 @@ def test_progress_reports_rows_and_rejects(runtime, tmp_path: Path) -> None:
     seen.clear()
     Ingestor(runtime, progress=seen.append).ingest(xml, IngestOptions())
     assert any(p.stage == "read" and p.rows == 6 for p in seen)  # staged readers report too
+
+
+def test_zip_with_several_members_numbers_rows_across_them(runtime, tmp_path: Path) -> None:
+    import zipfile
+
+    first = write_csv(tmp_path / "a.csv").read_bytes()
+    second = WRITERS["jsonl"](tmp_path).read_bytes()
+    archive = tmp_path / "two.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("a.csv", first)
+        zf.writestr("b.jsonl", second)
+    result = _ingest(runtime, archive)
+    assert result.status == "succeeded", result.error
+    assert (result.rows_read, result.inserted, result.quarantined) == (12, 4, 2)
+    rows = runtime.store.rows("SELECT source_row FROM quarantine WHERE job_id = {j:UInt64} "
+                              "ORDER BY source_row", {"j": result.job_id})
+    assert rows == [(4,), (10,)]  # the second member's row 4 is the archive's row 10
+    assert [f["format"] for f in result.mapping_report["files"]] == ["csv", "jsonl"]

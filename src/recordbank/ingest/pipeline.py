@@ -303,11 +303,8 @@ class Ingestor:
     def _transform(self, rel: Relation, mapping: Mapping, settings: SourceSettings, clean: str,
                    job_id: int, checksum: str, offset: int, part: Path) -> int:
         store = self.rt.store
-        before = int(store.scalar(f"SELECT count() FROM {clean}"))
-        sql = transform_sql(rel, mapping, settings, clean)
-        if offset:
-            sql = sql.replace("toUInt64(_rb_row) AS source_row",
-                              f"toUInt64(_rb_row) + {int(offset)} AS source_row")
+        before = offset  # the clean table holds exactly the rows of earlier parts
+        sql = transform_sql(rel, mapping, settings, clean, row_offset=offset)
         expected = rel.staged_rows or _estimate_rows(part)
         stop = threading.Event()
         watcher = threading.Thread(target=self._watch, args=(job_id, clean, before, expected,

@@ -53,7 +53,7 @@ def create_clean_table(store: Store, job_id: int) -> str:
 
 
 def transform_sql(rel: Relation, mapping: Mapping, settings: SourceSettings,
-                  table: str) -> str:
+                  table: str, row_offset: int = 0) -> str:
     """INSERT … SELECT that normalizes, validates and hashes every row of the relation.
 
     Three nested SELECTs keep the SQL small and each normalizer computed once per row:
@@ -96,7 +96,8 @@ def transform_sql(rel: Relation, mapping: Mapping, settings: SourceSettings,
     read = {f: n.over(f"n_{f}") for f, n in normalized.items()}
 
     defaults = {"created_date": "CAST(NULL, 'Nullable(Date32)')", "status": "'unknown'"}
-    sel: list[str] = ["toUInt64(_rb_row) AS source_row"]
+    # source_row numbers continue across the members of an archive
+    sel: list[str] = [f"toUInt64(_rb_row) + {int(row_offset)} AS source_row"]
     for field in ("user_id", "address", "city", "name", "email", "country", "phone",
                   "created_date", "status"):
         value = read[field].value if field in read else defaults.get(field, EMPTY)
