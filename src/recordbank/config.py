@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,6 +26,25 @@ class Settings(BaseSettings):
     max_decompressed_bytes: int = 50 * 1024**3
     max_compression_ratio: int = 200
 
+    # API. The secret signs cursors; several API processes must share it (default: a random
+    # secret kept in data_dir/secret_key, created on first use).
+    secret_key: str = ""
+    # Price = base + rows x per_row + started compute seconds beyond the free ones x per_second,
+    # rounded up to whole credits.
+    price_base: Decimal = Decimal("1")
+    price_per_row: Decimal = Decimal("0.01")
+    price_per_second: Decimal = Decimal("1")
+    price_free_seconds: int = 1
+    query_time_limit_seconds: int = Field(default=10, ge=1)  # max_execution_time -> 504
+    count_cap: int = Field(default=10_000_000, ge=1)  # exact total_records up to this
+    max_offset: int = Field(default=10_000, ge=0)
+    max_request_bytes: int = Field(default=1_048_576, ge=1024)  # JSON bodies -> 413
+    rate_limit: str = "10/second;600/minute"  # per key, unless the user has its own
+    auth_failure_limit: str = "20/minute"  # failed authentications per client address
+    key_cache_seconds: float = Field(default=0.5, ge=0, le=1)  # revocation reaches all in 1 s
+    hold_ttl_seconds: int = Field(default=900, ge=60)  # open holds older than this are stale
+    export_chunk_rows: int = Field(default=65_536, ge=1024)
+
     def resolved_store_url(self) -> str:
         if self.store_url:
             return self.store_url
@@ -37,6 +58,17 @@ class Settings(BaseSettings):
             return url
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{(self.data_dir / 'recordbank.db').resolve()}"
+
+    def resolved_secret_key(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600, exist_ok=True)
+            if not path.read_text().strip():
+                path.write_text(secrets.token_urlsafe(48))
+        return path.read_text().strip()
 
     @property
     def work_dir(self) -> Path:

@@ -2,6 +2,9 @@
 
 from alembic import context
 
+import recordbank.accounts.models
+import recordbank.billing.models
+import recordbank.usage.models  # noqa: F401 - every table in Base.metadata
 from recordbank.db.models import Base
 
 connection = context.config.attributes["connection"]

@@ -1,0 +1,1 @@
+"""Credits: pricing, and the append-only ledger with holds and settlements."""

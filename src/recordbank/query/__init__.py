@@ -1,0 +1,1 @@
+"""The query a caller may ask, compiled to bound ClickHouse SQL."""

@@ -1,0 +1,1 @@
+"""The usage log: one row per API request."""
