@@ -11,6 +11,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+_secrets: dict[str, str] = {}  # secret_key files already read (one disk read per process)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECORDBANK_", extra="ignore")
 
@@ -41,6 +44,7 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=1_048_576, ge=1024)  # JSON bodies -> 413
     rate_limit: str = "10/second;600/minute"  # per key, unless the user has its own
     auth_failure_limit: str = "20/minute"  # failed authentications per client address
+    redis_prefix: str = "recordbank"  # namespace of our keys in Redis
     key_cache_seconds: float = Field(default=0.5, ge=0, le=1)  # revocation reaches all in 1 s
     hold_ttl_seconds: int = Field(default=900, ge=60)  # open holds older than this are stale
     export_chunk_rows: int = Field(default=65_536, ge=1024)
@@ -63,12 +67,17 @@ class Settings(BaseSettings):
         if self.secret_key:
             return self.secret_key
         path = self.data_dir / "secret_key"
+        cached = _secrets.get(str(path.resolve()))
+        if cached:
+            return cached
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             path.touch(mode=0o600, exist_ok=True)
             if not path.read_text().strip():
                 path.write_text(secrets.token_urlsafe(48))
-        return path.read_text().strip()
+        secret = path.read_text().strip()
+        _secrets[str(path.resolve())] = secret
+        return secret
 
     @property
     def work_dir(self) -> Path:

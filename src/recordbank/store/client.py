@@ -22,14 +22,15 @@ class StoreBusy(RuntimeError):
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, lazy: bool = False) -> None:
         self.url = url
         self.embedded = url.startswith("chdb://")
         self.path = urlparse(url).path if self.embedded else None
         self._local = threading.local()
         self._clients: list[Client] = []
         self._lock = threading.Lock()
-        self.client  # noqa: B018 - open now so a busy store fails at start-up
+        if not lazy:  # open now so a busy store fails at start-up
+            self.client  # noqa: B018
 
     @property
     def client(self) -> Client:

@@ -297,5 +297,3 @@ def demo(
         raise typer.Exit(1)
 
 
-if __name__ == "__main__":
-    app()

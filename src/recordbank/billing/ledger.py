@@ -1,0 +1,419 @@
+"""The credit ledger: grants, holds, settlements and releases, one transaction each.
+
+Invariant, per user, after every commit: sum(ledger.amount) == sum(grant.remaining), and once
+the expiry rows of expired grants are written that is also balance() (the remaining credits of
+unexpired grants). Every change of `remaining` is written together with a ledger row of the
+same amount, so the ledger alone explains and recomputes every balance.
+
+Locking: every writing transaction starts with UPDATE users SET ledger_seq = ledger_seq + 1.
+On PostgreSQL that is the user's row lock, held to commit; READ COMMITTED then lets every
+later statement see what the previous lock holder committed. On SQLite (pysqlite legacy
+transactions, WAL, busy_timeout) a write as the first statement takes the database write lock
+up front; a transaction that read first and wrote later could fail with SQLITE_BUSY when it
+tries to upgrade. So nothing - not even the hold's owner - is read before that UPDATE.
+
+Spending (holds, negative adjustments) takes from the grant that expires first, grants without
+expiry last, ties by age. A settlement gives the unused part back in reverse allocation order:
+the charge is taken to have used the soonest-expiring credits, the refund goes to the grants
+that last longest. Credits returned to a grant that has expired meanwhile expire at once (an
+'expiry' row right after the return), so they never become spendable again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Connection, Engine, Row, Table, func, insert, select, text, update
+from sqlalchemy.engine import CursorResult
+
+from recordbank.billing.models import CreditGrant, CreditHold, LedgerEntry
+from recordbank.db.models import utcnow
+
+_grants = cast(Table, CreditGrant.__table__)
+_holds = cast(Table, CreditHold.__table__)
+_ledger = cast(Table, LedgerEntry.__table__)
+
+MAX_CREDITS = 2**62  # far beyond any real amount; keeps sums inside BIGINT
+_BIGINT = 2**63 - 1
+
+
+class InsufficientCredits(Exception):
+    """The balance cannot cover the amount; nothing was written."""
+
+    def __init__(self, required: int, available: int) -> None:
+        super().__init__(f"Required: {required}, Available: {available}")
+        self.required = required
+        self.available = available
+
+
+class UnknownUser(LookupError):
+    """No user with this id."""
+
+
+class UnknownHold(LookupError):
+    """No hold with this id."""
+
+
+class HoldClosed(Exception):
+    """The hold was already settled or released: it cannot be closed twice."""
+
+
+@dataclass
+class Hold:
+    id: int
+    user_id: int
+    amount: int
+    balance_after: int
+
+
+@dataclass
+class CreditSummary:
+    balance: int
+    held: int
+    open_holds: list[dict[str, Any]]
+    grants: list[dict[str, Any]]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """Aware UTC. SQLite hands back naive datetimes; they were stored as UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _now(now: datetime | None) -> datetime:
+    if now is None:
+        return utcnow()
+    if not isinstance(now, datetime):
+        raise TypeError(f"now must be a datetime, got {type(now).__name__}")
+    return cast(datetime, _utc(now))
+
+
+def _count(name: str, value: object, *, minimum: int, maximum: int = MAX_CREDITS) -> int:
+    """An int in range; bool is refused although it is an int subclass."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _text(name: str, value: object, *, required: bool = False) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    if required and not value.strip():
+        raise ValueError(f"a {name} is required")
+    return value
+
+
+def _expired(expires_at: datetime | None, now: datetime) -> bool:
+    return expires_at is not None and cast(datetime, _utc(expires_at)) <= now
+
+
+def _lock_user(conn: Connection, user_id: int) -> None:
+    """The first statement of every writing transaction (see the module docstring)."""
+    uid = _count("user_id", user_id, minimum=-_BIGINT, maximum=_BIGINT)
+    result = conn.execute(text("UPDATE users SET ledger_seq = ledger_seq + 1 WHERE id = :uid"),
+                          {"uid": uid})
+    if result.rowcount != 1:
+        raise UnknownUser(f"no user {user_id}")
+
+
+def _lock_hold(conn: Connection, hold_id: int) -> Row[Any]:
+    """Lock the hold's owner without reading first, then read the hold under the lock."""
+    hid = _count("hold_id", hold_id, minimum=-_BIGINT, maximum=_BIGINT)
+    result = conn.execute(text("UPDATE users SET ledger_seq = ledger_seq + 1 WHERE id = "
+                               "(SELECT user_id FROM credit_holds WHERE id = :hid)"),
+                          {"hid": hid})
+    if result.rowcount != 1:
+        raise UnknownHold(f"no hold {hold_id}")
+    return conn.execute(select(_holds).where(_holds.c.id == hold_id)).one()
+
+
+def _inserted_id(result: CursorResult[Any]) -> int:
+    return int(cast(Any, result.inserted_primary_key)[0])
+
+
+def _entry(conn: Connection, user_id: int, kind: str, amount: int, *, reason: str,
+           now: datetime, grant_id: int | None = None, hold_id: int | None = None,
+           request_id: str = "") -> int:
+    result = conn.execute(insert(_ledger).values(
+        user_id=user_id, kind=kind, amount=amount, grant_id=grant_id, hold_id=hold_id,
+        reason=reason, request_id=request_id[:64], created_at=now))
+    return _inserted_id(result)
+
+
+def _new_grant(conn: Connection, user_id: int, amount: int, *, kind: str, reason: str,
+               now: datetime, expires_at: datetime | None = None,
+               request_id: str = "") -> tuple[int, int]:
+    """A new grant and its ledger row; (grant id, ledger row id)."""
+    result = conn.execute(insert(_grants).values(
+        user_id=user_id, amount=amount, remaining=amount, expires_at=expires_at,
+        reason=reason, created_at=now))
+    grant_id = _inserted_id(result)
+    entry_id = _entry(conn, user_id, kind, amount, reason=reason, now=now, grant_id=grant_id,
+                      request_id=request_id)
+    return grant_id, entry_id
+
+
+def _open_grants(conn: Connection, user_id: int) -> list[Any]:
+    """Grants with credits left, in spending order: soonest expiry first, no expiry last."""
+    rows = conn.execute(select(_grants).where(_grants.c.user_id == user_id,
+                                              _grants.c.remaining > 0)).all()
+    far = datetime.max.replace(tzinfo=UTC)
+    return sorted(rows, key=lambda r: (_utc(r.expires_at) or far, r.id))
+
+
+def _expire(conn: Connection, user_id: int, now: datetime) -> int:
+    """Write an 'expiry' row for what is left of each expired grant; the spent part stays."""
+    total = 0
+    for row in _open_grants(conn, user_id):
+        if _expired(row.expires_at, now):
+            conn.execute(update(_grants).where(_grants.c.id == row.id).values(remaining=0))
+            _entry(conn, user_id, "expiry", -row.remaining, grant_id=row.id, now=now,
+                   reason=f"grant {row.id} expired at {_utc(row.expires_at):%Y-%m-%dT%H:%M:%SZ}")
+            total += row.remaining
+    return total
+
+
+def _live(conn: Connection, user_id: int, now: datetime) -> list[Any]:
+    """Spendable grants, in spending order."""
+    return [r for r in _open_grants(conn, user_id) if not _expired(r.expires_at, now)]
+
+
+def _available(conn: Connection, user_id: int, now: datetime) -> int:
+    return sum(r.remaining for r in _live(conn, user_id, now))
+
+
+def _take(conn: Connection, user_id: int, amount: int, now: datetime) -> list[list[int]]:
+    """Take `amount` from unexpired grants in spending order; [[grant_id, credits], ...]."""
+    live = _live(conn, user_id, now)
+    available = sum(r.remaining for r in live)
+    if available < amount:
+        raise InsufficientCredits(amount, available)
+    allocations: list[list[int]] = []
+    left = amount
+    for row in live:
+        if (part := min(left, row.remaining)) == 0:
+            break
+        conn.execute(update(_grants).where(_grants.c.id == row.id)
+                     .values(remaining=_grants.c.remaining - part))
+        allocations.append([row.id, part])
+        left -= part
+    return allocations
+
+
+def _give_back(conn: Connection, allocations: list[list[int]], amount: int) -> None:
+    """Return `amount` to the grants a hold took from, last allocation first."""
+    left = amount
+    for grant_id, taken in reversed(allocations):
+        if (part := min(left, taken)) == 0:
+            break
+        conn.execute(update(_grants).where(_grants.c.id == grant_id)
+                     .values(remaining=_grants.c.remaining + part))
+        left -= part
+    if left:  # allocations always cover the hold; anything else is a corrupted hold row
+        raise RuntimeError(f"hold allocations {allocations} do not cover {amount}")
+
+
+def _credit(engine: Engine, user_id: int, amount: int, *, kind: str, reason: str,
+            expires_at: datetime | None, request_id: str, now: datetime | None) -> tuple[int, int]:
+    """Validate, lock, then add a grant; (grant id, ledger row id)."""
+    _count("amount", amount, minimum=1)
+    reason, request_id = _text("reason", reason, required=True), _text("request_id", request_id)
+    at = _now(now)
+    if expires_at is not None and not isinstance(expires_at, datetime):
+        raise TypeError(f"expires_at must be a datetime, got {type(expires_at).__name__}")
+    expiry = _utc(expires_at)
+    if expiry is not None and expiry <= at:
+        raise ValueError(f"expires_at {expiry.isoformat()} is not in the future")
+    with engine.begin() as conn:
+        _lock_user(conn, user_id)
+        _expire(conn, user_id, at)
+        return _new_grant(conn, user_id, amount, kind=kind, reason=reason, now=at,
+                          expires_at=expiry, request_id=request_id)
+
+
+def grant(engine: Engine, user_id: int, amount: int, *, reason: str,
+          expires_at: datetime | None = None, request_id: str = "",
+          now: datetime | None = None) -> int:
+    """Add credits (amount > 0), optionally expiring; returns the grant id.
+
+    A naive `expires_at` is taken as UTC; one not after `now` is refused, since such a grant
+    could never be spent.
+    """
+    return _credit(engine, user_id, amount, kind="grant", reason=reason, expires_at=expires_at,
+                   request_id=request_id, now=now)[0]
+
+
+def adjust(engine: Engine, user_id: int, amount: int, *, reason: str, request_id: str = "",
+           now: datetime | None = None) -> int:
+    """A signed correction by an operator; returns the ledger row id.
+
+    Positive: a new non-expiring grant. Negative: taken from grants like spending, never below
+    zero (InsufficientCredits, nothing written).
+    """
+    _count("amount", amount, minimum=-MAX_CREDITS)
+    if amount >= 0:
+        return _credit(engine, user_id, amount, kind="adjustment", reason=reason,
+                       expires_at=None, request_id=request_id, now=now)[1]
+    reason, request_id = _text("reason", reason, required=True), _text("request_id", request_id)
+    at = _now(now)
+    with engine.begin() as conn:
+        _lock_user(conn, user_id)
+        _expire(conn, user_id, at)
+        _take(conn, user_id, -amount, at)
+        return _entry(conn, user_id, "adjustment", amount, reason=reason, now=at,
+                      request_id=request_id)
+
+
+def refund(engine: Engine, user_id: int, amount: int, *, reason: str, request_id: str = "",
+           now: datetime | None = None) -> int:
+    """Give credits back as a new non-expiring grant (ledger kind 'refund'); the grant id."""
+    return _credit(engine, user_id, amount, kind="refund", reason=reason, expires_at=None,
+                   request_id=request_id, now=now)[0]
+
+
+def hold(engine: Engine, user_id: int, amount: int, *, request_id: str, endpoint: str,
+         reason: str = "", now: datetime | None = None) -> Hold:
+    """Reserve a query's maximum cost before it runs, or raise InsufficientCredits.
+
+    The check and the reservation happen under the user's lock, so parallel requests cannot
+    both spend the same credits. On InsufficientCredits the transaction rolls back: no hold,
+    no ledger row, not even the lock counter bump survives.
+    """
+    _count("amount", amount, minimum=0)
+    request_id, endpoint = _text("request_id", request_id), _text("endpoint", endpoint)
+    reason = _text("reason", reason)
+    at = _now(now)
+    with engine.begin() as conn:
+        _lock_user(conn, user_id)
+        _expire(conn, user_id, at)
+        allocations = _take(conn, user_id, amount, at)
+        result = conn.execute(insert(_holds).values(
+            user_id=user_id, amount=amount, charged=None, status="open",
+            allocations=allocations, request_id=request_id[:64], endpoint=endpoint[:200],
+            created_at=at, closed_at=None))
+        hold_id = _inserted_id(result)
+        _entry(conn, user_id, "hold", -amount, hold_id=hold_id, now=at,
+               reason=reason or f"hold for {endpoint}", request_id=request_id)
+        return Hold(id=hold_id, user_id=user_id, amount=amount,
+                    balance_after=_available(conn, user_id, at))
+
+
+def _close(engine: Engine, hold_id: int, *, charged: int, kind: str, reason: str,
+           now: datetime | None) -> int:
+    """Settle or release in one transaction: return the unused credits, close the hold."""
+    at = _now(now)
+    with engine.begin() as conn:
+        row = _lock_hold(conn, hold_id)
+        if row.status != "open":
+            raise HoldClosed(f"hold {hold_id} is already {row.status}")
+        _expire(conn, row.user_id, at)  # what expired meanwhile, before anything comes back
+        charged = min(charged, row.amount)
+        unused = row.amount - charged
+        _give_back(conn, row.allocations, unused)
+        conn.execute(update(_holds).where(_holds.c.id == hold_id).values(
+            status="settled" if kind == "settlement" else "released", charged=charged,
+            closed_at=at))
+        if kind == "settlement":
+            reason = f"charged {charged} of {row.amount} held" + (f"; {reason}" if reason else "")
+        _entry(conn, row.user_id, kind, unused, hold_id=hold_id, reason=reason, now=at,
+               request_id=row.request_id)
+        _expire(conn, row.user_id, at)  # credits given back to an expired grant expire now too
+        return _available(conn, row.user_id, at)
+
+
+def settle(engine: Engine, hold_id: int, charged: int, *, now: datetime | None = None) -> int:
+    """Charge the real cost and give back the rest of the hold; returns the balance after.
+
+    A charge above the hold is clipped to it (the hold is the maximum the user agreed to, and
+    a query stopped at its time limit can overrun it slightly); a negative one is a bug.
+    """
+    _count("charged", charged, minimum=0, maximum=_BIGINT)
+    return _close(engine, hold_id, charged=charged, kind="settlement", reason="", now=now)
+
+
+def release(engine: Engine, hold_id: int, *, reason: str, now: datetime | None = None) -> int:
+    """Give back the whole hold (the request failed on our side); returns the balance after."""
+    reason = _text("reason", reason, required=True)
+    return _close(engine, hold_id, charged=0, kind="release", reason=reason, now=now)
+
+
+def release_stale_holds(engine: Engine, *, older_than_seconds: int,
+                        now: datetime | None = None) -> int:
+    """Release holds left open by a crashed process; returns how many were released.
+
+    Each hold is released in its own transaction; one settled meanwhile by a slow but live
+    request is skipped, so choose `older_than_seconds` above the longest request.
+    """
+    at = _now(now)
+    age = _count("older_than_seconds", older_than_seconds, minimum=0, maximum=10**9)
+    cutoff = at - timedelta(seconds=age)
+    with engine.connect() as conn:
+        ids = conn.execute(select(_holds.c.id).where(
+            _holds.c.status == "open", _holds.c.created_at < cutoff)
+            .order_by(_holds.c.id)).scalars().all()
+    released = 0
+    for hold_id in ids:
+        try:
+            release(engine, hold_id, now=at,
+                    reason=f"stale: open for more than {older_than_seconds} s")
+        except HoldClosed:
+            continue
+        released += 1
+    return released
+
+
+def _check_user(conn: Connection, user_id: int) -> None:
+    uid = _count("user_id", user_id, minimum=-_BIGINT, maximum=_BIGINT)
+    row = conn.execute(text("SELECT 1 FROM users WHERE id = :uid"), {"uid": uid}).first()
+    if row is None:
+        raise UnknownUser(f"no user {user_id}")
+
+
+def balance(engine: Engine, user_id: int, *, now: datetime | None = None) -> int:
+    """Spendable credits: the remaining credits of grants unexpired at `now`. Reads only."""
+    with engine.connect() as conn:
+        _check_user(conn, user_id)
+        return _available(conn, user_id, _now(now))
+
+
+def expire_grants(engine: Engine, user_id: int, *, now: datetime | None = None) -> int:
+    """Write the expiry rows that are due; returns the credits that expired."""
+    with engine.begin() as conn:
+        _lock_user(conn, user_id)
+        return _expire(conn, user_id, _now(now))
+
+
+def ledger_sum(engine: Engine, user_id: int) -> int:
+    with engine.connect() as conn:
+        total = conn.execute(select(func.coalesce(func.sum(_ledger.c.amount), 0))
+                             .where(_ledger.c.user_id == user_id)).scalar_one()
+        return int(total)
+
+
+def summary(engine: Engine, user_id: int, *, now: datetime | None = None) -> CreditSummary:
+    """Balance, open holds and spendable grants (in spending order), for display.
+
+    The reads are separate statements, so a concurrent hold can make `held` and `balance`
+    momentarily disagree by that hold; the ledger itself is never inconsistent.
+    """
+    at = _now(now)
+    with engine.connect() as conn:
+        _check_user(conn, user_id)
+        holds = conn.execute(select(_holds.c.id, _holds.c.amount, _holds.c.request_id,
+                                    _holds.c.endpoint, _holds.c.created_at)
+                             .where(_holds.c.user_id == user_id, _holds.c.status == "open")
+                             .order_by(_holds.c.id)).all()
+        live = _live(conn, user_id, at)
+    grants = [{"id": r.id, "amount": r.amount, "remaining": r.remaining,
+               "expires_at": _utc(r.expires_at), "reason": r.reason,
+               "created_at": _utc(r.created_at)} for r in live]
+    open_holds = [{"id": h.id, "amount": h.amount, "request_id": h.request_id,
+                   "endpoint": h.endpoint, "created_at": _utc(h.created_at)} for h in holds]
+    return CreditSummary(balance=sum(g["remaining"] for g in grants),
+                         held=sum(h["amount"] for h in open_holds),
+                         open_holds=open_holds, grants=grants)

@@ -1,0 +1,3 @@
+from recordbank.cli import app
+
+app()
