@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from decimal import Decimal
 from functools import lru_cache
@@ -9,7 +10,6 @@ from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
 
 _secrets: dict[str, str] = {}  # secret_key files already read (one disk read per process)
 
@@ -38,7 +38,8 @@ class Settings(BaseSettings):
     price_per_row: Decimal = Decimal("0.01")
     price_per_second: Decimal = Decimal("1")
     price_free_seconds: int = 1
-    query_time_limit_seconds: int = Field(default=10, ge=1)  # max_execution_time -> 504
+    # max_execution_time of every API query (fractions allowed) -> 504 QUERY_TIMEOUT.
+    query_time_limit_seconds: float = Field(default=10, gt=0, le=3600)
     count_cap: int = Field(default=10_000_000, ge=1)  # exact total_records up to this
     max_offset: int = Field(default=10_000, ge=0)
     max_request_bytes: int = Field(default=1_048_576, ge=1024)  # JSON bodies -> 413
@@ -62,6 +63,11 @@ class Settings(BaseSettings):
             return url
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{(self.data_dir / 'recordbank.db').resolve()}"
+
+    @property
+    def billable_time_limit(self) -> int:
+        """The time cap in the whole started seconds that pricing counts."""
+        return max(1, math.ceil(self.query_time_limit_seconds))
 
     def resolved_secret_key(self) -> str:
         if self.secret_key:

@@ -109,3 +109,30 @@ def test_usage_log_has_one_row_per_request_and_never_the_key(api: Api) -> None:
     usage = api.get("/v1/usage", key).json()
     assert usage["metadata"]["total"] >= 3
     assert {t["endpoint"] for t in usage["data"]["totals"]} >= {"/v1/credits", "/v1/query"}
+
+
+def test_docs_and_openapi_document_the_contract(api: Api) -> None:
+    docs = api.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    spec = api.get("/openapi.json").json()
+    for path in ("/health", "/v1/query", "/v1/records", "/v1/records/{record_id}", "/v1/export",
+                 "/v1/credits", "/v1/usage"):
+        assert path in spec["paths"], path
+    schemes = spec["components"]["securitySchemes"]
+    assert any(s.get("name") == "X-API-Key" for s in schemes.values())
+    query = spec["paths"]["/v1/query"]["post"]["responses"]
+    assert {"200", "400", "401", "402", "403", "413", "422", "429", "503", "504"} <= set(query)
+
+
+def test_usage_history_is_paged_newest_first(api: Api) -> None:
+    _, key = api.user(credits=100)
+    for _ in range(5):
+        api.get("/v1/credits", key)
+    first = api.get("/v1/usage?limit=2&endpoint=/v1/credits", key).json()
+    assert first["metadata"]["total"] == 5 and first["metadata"]["returned"] == 2
+    second = api.get("/v1/usage?limit=2&offset=2&endpoint=/v1/credits", key).json()
+    ids = [r["id"] for r in first["data"]["requests"] + second["data"]["requests"]]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 4
+    assert code(api.get("/v1/usage?limit=0", key)) == (422, "VALIDATION_ERROR")
+    totals = first["data"]["totals"]
+    assert sum(t["requests"] for t in totals if t["endpoint"] == "/v1/credits") == 5

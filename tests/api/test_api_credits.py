@@ -117,3 +117,18 @@ def test_parallel_requests_never_overdraw(live_api: tuple[str, Api]) -> None:
     with session_scope(engine) as s:
         assert s.scalar(select(func.count()).select_from(CreditHold).where(
             CreditHold.status == "open")) == 0
+
+
+def test_query_over_the_time_limit_is_504_and_free(runtime: Runtime, database_url: str) -> None:
+    from fastapi.testclient import TestClient
+
+    rt = api_runtime(runtime, database_url, query_time_limit_seconds=0.001)
+    fill_people(rt, 400_000)
+    with TestClient(create_app(runtime=rt)) as client:
+        api = Api(client, rt, client.app)  # type: ignore[arg-type]
+        user, key = api.user(credits=100)
+        r = api.post("/v1/query", key, json={"filters": {"email": {"contains": "zz9"}},
+                                             "sort": "email", "limit": 10})
+        assert r.status_code == 504, r.text
+        assert r.json()["error"]["code"] == "QUERY_TIMEOUT"
+        assert api.balance(user) == 100

@@ -207,7 +207,7 @@ def redis_ns() -> Iterator[str]:
         pytest.skip(f"Redis at {REDIS_URL} is not reachable: {exc}")
     ns = f"rbtest-{uuid.uuid4().hex}"
     yield ns
-    for key in client.scan_iter(f"{ns}:*"):
+    for key in client.scan_iter(f"{ns}*"):
         client.delete(key)
     client.close()
 
@@ -296,4 +296,25 @@ def test_redis_failed_auth_shared_between_limiters(redis_ns: str) -> None:
         assert (await b.check_failed_auth("192.0.2.8")).remaining == 4
         await a.close()
         await b.close()
+    run(body)
+
+
+def test_redis_failed_auth_block_reaches_other_processes(redis_ns: str) -> None:
+    async def body() -> None:
+        for cache_seconds in (0.0, 1.0):
+            ns = f"{redis_ns}-{cache_seconds}"
+            settings = Settings(redis_url=REDIS_URL, auth_failure_limit="2/minute",
+                                key_cache_seconds=cache_seconds)
+            a = RateLimiter(settings, namespace=ns)
+            b = RateLimiter(settings, namespace=ns)
+            assert (await a.check_failed_auth("198.51.100.1")).allowed
+            assert [(await b.hit_failed_auth("198.51.100.1")).allowed for _ in range(3)] == \
+                [True, True, False]
+            if cache_seconds == 0:  # no cache: a sees b's block at once
+                assert not (await a.check_failed_auth("198.51.100.1")).allowed
+            # with a cache, a learns at its own next failure at the latest
+            assert not (await a.hit_failed_auth("198.51.100.1")).allowed
+            assert not (await a.check_failed_auth("198.51.100.1")).allowed
+            await a.close()
+            await b.close()
     run(body)

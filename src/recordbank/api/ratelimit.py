@@ -17,6 +17,9 @@ FixedWindowRateLimiter.hit does, but keeping the new count instead of a bool):
 The price is the fixed-window burst: up to twice a window's limit across a window boundary.
 Specs with a short and a long window (the default "10/second;600/minute") bound that.
 
+check_failed_auth runs before every authentication, so its "not blocked" answers are reused
+for key_cache_seconds; this process's own failures invalidate them at once.
+
 Windows are hit shortest first and hitting stops at the first exhausted one, so a request
 refused by the per-second window does not eat the per-minute budget.
 
@@ -144,6 +147,10 @@ class RateLimiter:
         self._last_warning = 0.0
         self._resets: dict[str, float] = {}  # storage key -> epoch when its window resets
         self._blocked: dict[str, float] = {}  # storage key -> epoch until which it is exhausted
+        # "not blocked" answers of check_failed_auth, reused for key_cache_seconds: the check
+        # runs before every authentication and should not cost a Redis round trip each time.
+        self._auth_ok_seconds = settings.key_cache_seconds
+        self._auth_ok: dict[str, tuple[float, RateDecision]] = {}
 
     @property
     def uses_redis(self) -> bool:
@@ -157,12 +164,18 @@ class RateLimiter:
 
     async def hit_failed_auth(self, client: str) -> RateDecision:
         """Count one failed authentication from an address; refused once it is over the limit."""
+        self._auth_ok.pop(_client_id(client), None)
         return await self._hit(self._auth_limits, "auth", _client_id(client))
 
     async def check_failed_auth(self, client: str) -> RateDecision:
-        """Is this address blocked? Consumes nothing (one GET per window, none when blocked)."""
+        """Is this address blocked? Consumes nothing. A block made by another process is seen
+        within key_cache_seconds, or at once after this process counts a failure itself."""
         now = time.time()
-        keys = [item.key_for("auth", _client_id(client)) for item in self._auth_limits]
+        ident = _client_id(client)
+        cached = self._auth_ok.get(ident)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        keys = [item.key_for("auth", ident) for item in self._auth_limits]
         blocked = self._known_block(self._auth_limits, keys, now)
         if blocked is not None:
             return blocked
@@ -177,7 +190,12 @@ class RateLimiter:
             if best is None or (remaining, -reset) < (best[0], -best[1]):
                 best = (remaining, reset, item)
         assert best is not None
-        return RateDecision(True, best[2].amount, best[0], math.ceil(best[1]), 0)
+        decision = RateDecision(True, best[2].amount, best[0], math.ceil(best[1]), 0)
+        if self._auth_ok_seconds > 0:
+            if len(self._auth_ok) >= _CACHE_MAX:
+                self._auth_ok.clear()
+            self._auth_ok[ident] = (now + self._auth_ok_seconds, decision)
+        return decision
 
     async def healthy(self) -> bool:
         """Storage reachable: Redis answers PING (memory storage always is)."""

@@ -52,4 +52,5 @@ def serve(
         out.print(f"  curl -s -H 'X-API-Key: {key}' {base}/v1/credits", soft_wrap=True)
         out.print(f"  open {base}/docs\n")
     console.print(f"serving on http://{host}:{port} (Ctrl-C to stop)")
-    uvicorn.run(application, host=host, port=port, log_level=log_level)
+    # No access log: the usage log records every request, without anything secret in it.
+    uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)

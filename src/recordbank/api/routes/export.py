@@ -47,7 +47,7 @@ def _start_export(ctx: AppContext, caller: Principal, request: Request, q: Query
     caller.require("export")
     if q.cursor or q.offset:
         raise ApiError(400, "INVALID_QUERY", "exports stream every row: no cursor or offset")
-    time_limit = ctx.settings.query_time_limit_seconds
+    time_limit = ctx.settings.billable_time_limit
     if max_rows is None:
         max_rows = ctx.pricing.rows_affordable(ledger.balance(ctx.engine, caller.user_id),
                                                time_limit)

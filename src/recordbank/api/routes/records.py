@@ -51,7 +51,7 @@ def run_billed_query(ctx: AppContext, caller: Principal, request: Request, q: Qu
                       count_cap=ctx.settings.count_cap)
     except InvalidQuery as exc:
         raise store_failure(exc) from exc
-    max_cost = ctx.pricing.max_cost(q.limit, ctx.settings.query_time_limit_seconds)
+    max_cost = ctx.pricing.max_cost(q.limit, ctx.settings.billable_time_limit)
     if dry_run:
         balance = ledger.balance(ctx.engine, caller.user_id)
         return success({"query": q.model_dump(mode="json", by_alias=True)},
@@ -128,7 +128,7 @@ def _one_record(ctx: AppContext, caller: Principal, request: Request, record_id:
     meter = Meter(ctx, caller, request)
     started = time.perf_counter()
     try:
-        meter.hold(ctx.pricing.max_cost(1, ctx.settings.query_time_limit_seconds))
+        meter.hold(ctx.pricing.max_cost(1, ctx.settings.billable_time_limit))
         try:
             row = get_record(ctx.store, record_id, fields, ctx.settings)
         except (InvalidQuery, QueryTimeout, StoreUnavailable) as exc:
