@@ -72,8 +72,9 @@ def run_sql(store: Store, sql: str, parameters: dict[str, Any],
         return store.rows(sql, parameters, store_settings(settings))
     except DatabaseError as exc:
         if getattr(exc, "code", None) == _TIMEOUT_EXCEEDED or "TIMEOUT_EXCEEDED" in str(exc):
-            raise QueryTimeout(f"the query ran longer than the {settings.query_time_limit_seconds}"
-                               " s limit; narrow the filters") from exc
+            limit = settings.query_time_limit_seconds
+            raise QueryTimeout(f"the query ran longer than the {limit:g} s limit; "
+                               "narrow the filters") from exc
         if isinstance(exc, OperationalError):
             raise StoreUnavailable("the record store cannot be reached") from exc
         raise

@@ -47,7 +47,7 @@ async def usage(
 ) -> Response:
     """Your requests, newest first, and totals per day and endpoint. Free."""
     def read() -> Response:
-        ctx.usage.flush()  # the caller's own latest requests belong in the answer
+        ctx.usage.flush(timeout=2)  # the caller's own latest requests belong in the answer
         rows, total = report.history(ctx.engine, caller.user_id, limit=limit, offset=offset,
                                      since=since, until=until, endpoint=endpoint)
         totals = report.totals(ctx.engine, caller.user_id, since=since, until=until)
