@@ -12,7 +12,8 @@ the result as JSON. Modes:
   stream      one request whose body is counted as it arrives (rows for csv/ndjson; parquet
               is spooled to a file and its footer read): rows/s and bytes/s
 Every response's status is checked; anything but 200 is counted and one body sample kept.
-RssSampler follows a server's VmRSS (every 50 ms) while it streams an export.
+Also the other half of measuring a server from outside: starting it in its own session and
+stopping it with everything it started (`serving`, `stop`), and following its VmRSS (RssSampler).
 """
 
 from __future__ import annotations
@@ -21,10 +22,15 @@ import asyncio
 import contextlib
 import json
 import math
+import os
+import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -258,25 +264,33 @@ async def stream(host: str, port: int, req: Request, fmt: str,
 
 
 class RssSampler:
-    """VmRSS of one process every 50 ms, from /proc/<pid>/status."""
+    """VmRSS of one process every 50 ms, from /proc/<pid>/status, with its anonymous part
+    (heap: what "flat memory" is about) and its file part (mapped store files, page cache)."""
+
+    FIELDS = ("VmRSS", "RssAnon", "RssFile")
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.samples: list[tuple[float, int]] = []
+        self.samples: list[tuple[float, dict[str, int]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def now(self) -> int:
+    def read(self) -> dict[str, int]:
+        out = {}
         with open(f"/proc/{self.pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        return 0
+                name = line.split(":", 1)[0]
+                if name in self.FIELDS:
+                    out[name] = int(line.split()[1]) * 1024
+        return out
+
+    def now(self) -> int:
+        return self.read().get("VmRSS", 0)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(OSError):
-                self.samples.append((time.monotonic(), self.now()))
+                self.samples.append((time.monotonic(), self.read()))
             self._stop.wait(0.05)
 
     def __enter__(self) -> RssSampler:
@@ -288,16 +302,65 @@ class RssSampler:
         self._thread.join()
 
     def summary(self) -> dict[str, int]:
-        """Peak overall and per half of the run: flat memory means the halves agree."""
+        """Peaks overall and per half of the run: flat memory means the halves agree."""
         if not self.samples:
             return {}
         mid = (self.samples[0][0] + self.samples[-1][0]) / 2
-        first = [r for t, r in self.samples if t <= mid] or [0]
-        second = [r for t, r in self.samples if t > mid] or [0]
-        mb = 2**20
-        return {"peak_rss_mb": round(max(first + second) / mb),
-                "peak_rss_first_half_mb": round(max(first) / mb),
-                "peak_rss_second_half_mb": round(max(second) / mb)}
+        out = {}
+        for name, key in (("VmRSS", "rss"), ("RssAnon", "anon"), ("RssFile", "file")):
+            first = [r.get(name, 0) for t, r in self.samples if t <= mid] or [0]
+            second = [r.get(name, 0) for t, r in self.samples if t > mid] or [0]
+            out[f"peak_{key}_mb"] = round(max(first + second) / 2**20)
+            out[f"peak_{key}_first_half_mb"] = round(max(first) / 2**20)
+            out[f"peak_{key}_second_half_mb"] = round(max(second) / 2**20)
+        return out
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    """The process and everything it started (own session), politely then not."""
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@contextlib.contextmanager
+def serving(cmd: list[str], env: dict[str, str], port: int, ready: str,
+            log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A server in its own session, up until the block ends (whatever way it ends)."""
+    with log.open("ab") as sink:
+        proc = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{cmd[2:4]} exited {proc.returncode}; log {log}:\n"
+                                   + log.read_text()[-3000:])
+            with (contextlib.suppress(OSError),
+                  socket.create_connection(("127.0.0.1", port), timeout=5) as sock):
+                sock.sendall(f"GET {ready} HTTP/1.1\r\nHost: x\r\n"
+                             "Connection: close\r\n\r\n".encode())
+                if sock.recv(64).startswith(b"HTTP/1.1 200"):
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{cmd[2:4]} not ready after 300 s; log {log}")
+            time.sleep(0.3)
+        yield proc
+    finally:
+        stop(proc)
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -110,12 +111,13 @@ def _decode_csv(data: bytes) -> tuple[list[dict[str, Any]], dict[str, Any] | Non
     assert text.endswith("\n")
     last = text[:-1].rsplit("\n", 1)[-1]
     signal = None
-    if last.startswith("#"):
+    if last.startswith("#") and '"' not in last:  # the documented rule
         signal = {"line": last}
         text = text[: -len(last) - 1]
     table = list(csv.reader(io.StringIO(text, newline="")))
     header, body = table[0], table[1:]
-    return [_canon(dict(zip(header, values, strict=True)), csv_text=True) for values in body], signal
+    rows = [_canon(dict(zip(header, values, strict=True)), csv_text=True) for values in body]
+    return rows, signal
 
 
 def _canon(row: dict[str, Any], csv_text: bool = False) -> dict[str, Any]:
@@ -166,7 +168,8 @@ def test_every_format_round_trips_rows_and_order(records: Store, fmt: str, path:
                    metadata={'k"ey': "v\nal", "ü": "\\", "a,b": text} if i % 2 else {},
                    validation_errors=["bad_phone", 'x"y'] if i % 3 else [],
                    created_date=None if i % 4 == 0 else date(1900 + i, 2, 28),
-                   source_row=2**64 - 1 - i, data_quality_score=i / 4)
+                   source_row=2**64 - 1 - i, data_quality_score=i / 4,
+                   ingested_at=datetime(1999, 12, 31, 23, 59, 59, 1000 * i, tzinfo=UTC))
             for i, text in enumerate(TRICKY)]
     put(records, rows)
     data, stats = run(records, fmt, ALL, path, order="name DESC, source_row")
@@ -236,6 +239,20 @@ def test_a_cap_that_leaves_nothing_out_is_not_signalled(records: Store, fmt: str
             assert signal is None and b"# export" not in data
         else:
             assert signal == {"rows": 10, "complete": True, "reason": None}
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_the_csv_trailer_cannot_be_forged_by_data(records: Store, path: str) -> None:
+    forged = "# export stopped at max_rows=1: more rows match"
+    for name in (forged, "x\n" + forged, forged + "\n" + forged):
+        records.command("TRUNCATE TABLE records")
+        put(records, [person(0, name="first"), person(1, name=name)])
+        data, stats = run(records, "csv", ["name"], path)
+        got, signal = decode("csv", data)
+        assert [r["name"] for r in got] == ["first", name] and signal is None
+        data, stats = run(records, "csv", ["name"], path, max_rows=1)
+        got, signal = decode("csv", data)
+        assert [r["name"] for r in got] == ["first"] and signal == {"line": forged}
 
 
 # --- CSV formula cells ----------------------------------------------------------------------------
@@ -343,18 +360,46 @@ def test_an_open_or_abandoned_export_leaves_the_store_usable(records: Store, fmt
     assert next(chunks)
     # The same thread's client answers while the export is open, and after it is dropped.
     assert records.scalar("SELECT count() FROM records") == 20_000
-    chunks.close()  # type: ignore[attr-defined]
+    chunks.close()
     assert 0 < stats.rows < 20_000
     assert records.scalar("SELECT count() FROM records") == 20_000
     data, again = run(records, fmt, ["source_row"], max_rows=5)
     assert again.rows == 5
 
 
-def test_export_never_started_holds_nothing(records: Store) -> None:
-    for _ in range(50):
-        stream_export(records, "SELECT email FROM records", {}, ["email"], "csv",
+def test_interleaved_exports_stay_apart(records: Store) -> None:
+    _fill(records, 20_000)
+    settings = Settings(export_chunk_rows=1024)
+    stats = {fmt: ExportStats() for fmt in FORMATS}
+    open_ = {fmt: stream_export(records, "SELECT source_row FROM records ORDER BY source_row",
+                                {}, ["source_row"], fmt, max_rows=15_000, settings=settings,
+                                stats=stats[fmt]) for fmt in FORMATS}
+    parts: dict[str, list[bytes]] = {fmt: [] for fmt in FORMATS}
+    while open_:  # one chunk from each in turn
+        for fmt, stream in list(open_.items()):
+            chunk = next(stream, None)
+            if chunk is None:
+                del open_[fmt]
+            else:
+                parts[fmt].append(chunk)
+    for fmt in FORMATS:
+        got, _ = decode(fmt, b"".join(parts[fmt]))
+        assert [r["source_row"] for r in got] == list(range(15_000))
+        assert stats[fmt] == ExportStats(rows=15_000, stopped_short=True, reason="max_rows")
+
+
+def test_exports_leave_no_client_or_thread_behind(records: Store) -> None:
+    put(records, [person(i) for i in range(3)])
+    clients, threads = len(records._clients), threading.active_count()
+    for fmt in FORMATS * 3:
+        run(records, fmt, ["email"])
+        chunks = stream_export(records, "SELECT email FROM records", {}, ["email"], fmt,
+                               max_rows=None, settings=Settings(), stats=ExportStats())
+        next(chunks)
+        chunks.close()
+        stream_export(records, "SELECT email FROM records", {}, ["email"], fmt,  # never run
                       max_rows=None, settings=Settings(), stats=ExportStats())
-    assert records.scalar("SELECT 1") == 1
+    assert (len(records._clients), threading.active_count()) == (clients, threads)
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -1,47 +1,38 @@
 """Streamed export of every matching row as CSV, NDJSON or Parquet, in constant memory.
 
-Why it is built this way (measured on chDB 4.4 / clickhouse-connect 1.12, 5M rows):
+clickhouse-connect's ``raw_stream`` streams from chDB only for header/footer-free formats and
+no call settings (CSVWithNames, Parquet, ArrowStream, ``settings=``: materialized, 4 GB RSS for
+5M rows), so the embedded store is read through chDB's streaming API on a connection of our own
+(whole-row blocks with their row count); a ClickHouse server streams any format over HTTP, so
+there ``raw_stream`` is used and rows are counted here. ClickHouse writes the CSV/JSONEachRow
+bytes; Parquet is pyarrow's writer over the engine's Arrow batches. The query asks for
+``max_rows + 1`` rows: the extra one, if it comes, is cut off and proves that more rows match.
 
-- clickhouse-connect's ``raw_stream`` streams from chDB only for formats without a global
-  header/footer and only without per-call settings; CSVWithNames, Parquet, ArrowStream or any
-  ``settings=`` are materialized whole (4 GB RSS for 5M rows). So on the embedded store we read
-  chDB's streaming API on a connection of our own: one engine block at a time, whole rows, with
-  chDB's row count. A ClickHouse server streams every format over HTTP: there we use
-  ``raw_stream`` and count rows ourselves. Our settings ride in the SQL, never as call settings.
-- ClickHouse writes the bytes (CSV, JSONEachRow); Python adds only the CSV header and the
-  trailer. Per-block Parquet would be many files, so the engine sends Arrow batches and
-  pyarrow's C++ writer makes a row group of every ``export_chunk_rows`` rows.
-- The cap: the query asks for ``max_rows + 1`` rows; the extra row, if it comes, is cut off and
-  proves that more rows match (no second query). ``ExportStats.rows`` is exact (billing).
+Signal of a cut (max_rows): NDJSON always ends with ``{"_export": {"rows": N, "complete":
+true|false, "reason": null|"max_rows"}}`` (no field starts with ``_``; a stream cut by the
+network lacks it). CSV: complete exports have no trailer; a cut one ends with the unquoted line
+``# export stopped at max_rows=N: more rows match``. String cells are always quoted, so it is
+the trailer exactly when the last line starts with ``#`` and holds no ``"`` (pandas skips it
+with ``comment='#'``). Parquet: the JSON object in the footer metadata ``recordbank.export``.
 
-The "stopped short" signal, per format (when ``max_rows`` cut the export short):
-
-- NDJSON: the last line is always ``{"_export": {"rows": N, "complete": true|false,
-  "reason": null|"max_rows"}}`` (record fields never start with ``_``), so a stream cut by the
-  network (no trailer) is also detectable.
-- CSV: a complete export has no trailer (spreadsheets see only data). A cut one ends with the
-  line ``# export stopped at max_rows=N: more rows match``. Data lines never start with ``#``
-  (ClickHouse quotes every string cell; the other cells are numbers, dates and UUIDs), so a
-  program checks whether the last line starts with ``#``; pandas skips it with ``comment='#'``.
-- Parquet: the footer's key-value metadata ``recordbank.export`` holds the same JSON object.
-
-CSV cells that a spreadsheet would run as a formula (starting with = + - @, tab or CR) get a
-leading ``'`` in the SQL, except plain numbers such as "+14155550123" or "-12.5". Map and Array
-cells are JSON text in CSV and native objects/lists in NDJSON and Parquet. NULL is an empty
-CSV cell, ``null`` in NDJSON. Timestamps are UTC: ``2024-01-31 12:00:00.000`` in CSV (what
-spreadsheets read), ISO 8601 ``2024-01-31T12:00:00.000Z`` in NDJSON, timestamp[ms, UTC] in
-Parquet. UUIDs are text in all three formats.
+CSV cells a spreadsheet would run as a formula (= + - @, tab, CR first) get a leading ``'``,
+in SQL, except plain numbers ("+14155550123", "-12.5"). Map/Array cells are JSON text in CSV;
+NULL is an empty cell. Timestamps are UTC: ``2024-01-31 12:00:00.000`` in CSV, ISO 8601 with
+``Z`` in NDJSON. UUIDs are text in every format.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import queue
 import re
-from collections.abc import Generator, Iterator
+import threading
+from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 import chdb
 import numpy as np
@@ -64,25 +55,22 @@ MEDIA_TYPES: Final[dict[str, str]] = {
 PARQUET_METADATA_KEY: Final = "recordbank.export"
 CUT_REASON: Final = "max_rows"
 
-# The engine format behind each export format (Parquet is written from Arrow batches).
-_ENGINE_FORMAT: Final = {"csv": "CSV", "ndjson": "JSONEachRow"}
-# Whole-query settings, in the SQL so that no client turns the stream into one big buffer.
-# Sorting spills to disk beyond 256 MiB so an ORDER BY off the table's key stays bounded.
-_COMMON_SETTINGS: Final = {"max_bytes_before_external_sort": "268435456"}
-_FORMAT_SETTINGS: Final = {
+_TEXT_FORMAT: Final = {"csv": "CSV", "ndjson": "JSONEachRow"}  # Parquet comes from Arrow
+# Settings ride in the SQL (call settings would make clickhouse-connect buffer everything).
+# A sort off the table key spills beyond 256 MiB (5M rows: 1.4 GB peak RSS instead of 2.1 GB).
+_SETTINGS: Final = {
     "csv": {"format_csv_null_representation": "''"},
-    "ndjson": {
-        "output_format_json_quote_64bit_integers": "0",
-        "output_format_json_escape_forward_slashes": "0",
-        "output_format_json_validate_utf8": "1",
-        "date_time_output_format": "'iso'",
-    },
-    "parquet": {
-        "output_format_arrow_string_as_string": "1",
-        "output_format_arrow_low_cardinality_as_dictionary": "0",
-    },
+    "ndjson": {"output_format_json_quote_64bit_integers": "0",
+               "output_format_json_escape_forward_slashes": "0",
+               "output_format_json_validate_utf8": "1", "date_time_output_format": "'iso'"},
+    "parquet": {"output_format_arrow_string_as_string": "1",
+                "output_format_arrow_low_cardinality_as_dictionary": "0"},
+    "all": {"max_bytes_before_external_sort": "268435456",
+            "max_bytes_ratio_before_external_sort": "0"},
 }
 _STRINGS: Final = ("String", "LowCardinality(String)")
+_REPETITIVE: Final = ("source_file", "city")  # plain String fields with few distinct values
+T = TypeVar("T")
 
 
 @dataclass
@@ -96,10 +84,11 @@ class ExportStats:
 
 def stream_export(store: Store, select_sql: str, parameters: dict[str, Any], fields: list[str],
                   fmt: str, *, max_rows: int | None, settings: Settings,
-                  stats: ExportStats) -> Iterator[bytes]:
-    """The export as byte chunks. Bad arguments raise ValueError here, at once; the query
-    starts on the first ``next()`` (which returns only once the engine delivered data), so a
-    caller that primes one chunk before sending headers still gets query errors as errors."""
+                  stats: ExportStats) -> Generator[bytes, None, None]:
+    """The export as byte chunks; close() stops the query. Bad arguments raise ValueError at
+    once; the query runs on the first ``next()``, which returns only once the engine delivered
+    data, so a caller that primes one chunk before sending headers still turns query errors
+    into error responses. ``select_sql`` returns exactly ``fields``, named so."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
     check_fields(fields)
@@ -109,24 +98,6 @@ def stream_export(store: Store, select_sql: str, parameters: dict[str, Any], fie
     sql = export_sql(select_sql, fields, fmt, limit, settings.export_chunk_rows)
     return _stream(store, sql, parameters, fields, fmt, max_rows, settings.export_chunk_rows,
                    stats, chdb_stream=store.embedded)
-
-
-def _stream(store: Store, sql: str, parameters: dict[str, Any], fields: list[str], fmt: str,
-            cap: int | None, chunk_rows: int, stats: ExportStats, *, chdb_stream: bool,
-            piece_bytes: int = 1 << 20) -> Iterator[bytes]:
-    """chdb_stream: read chDB's streaming API (embedded store); otherwise clickhouse-connect's
-    raw_stream, the path of a ClickHouse server (it also runs on chDB, which is how the tests
-    cover it)."""
-    if fmt == "parquet":
-        batches = _arrow_batches(store, sql, parameters, chdb_stream, piece_bytes)
-        return _parquet_export(batches, arrow_schema(fields), cap, chunk_rows, stats)
-    if chdb_stream:
-        pieces: Generator[tuple[bytes, int | None], None, None] = _chdb_pieces(
-            store, sql, parameters, _ENGINE_FORMAT[fmt])
-    else:
-        pieces = _client_pieces(store, sql, parameters, _ENGINE_FORMAT[fmt], piece_bytes)
-    header = (",".join(fields) + "\n").encode() if fmt == "csv" else b""
-    return _text_export(pieces, fmt, cap, stats, header)
 
 
 def check_fields(fields: list[str]) -> None:
@@ -139,20 +110,37 @@ def check_fields(fields: list[str]) -> None:
         raise ValueError("fields must not repeat")
 
 
+def _stream(store: Store, sql: str, parameters: dict[str, Any], fields: list[str], fmt: str,
+            cap: int | None, chunk_rows: int, stats: ExportStats, *, chdb_stream: bool,
+            piece_bytes: int = 1 << 20) -> Generator[bytes, None, None]:
+    """chdb_stream: chDB's streaming API (embedded store); else clickhouse-connect's raw_stream,
+    the path of a ClickHouse server (it runs on chDB too, which is how the tests cover it)."""
+    bound = _bind(store, sql, parameters) if chdb_stream else None
+    if fmt == "parquet":
+        batches = _arrow_batches(store, sql, parameters, bound, piece_bytes)
+        return _parquet_export(batches, arrow_schema(fields), cap, chunk_rows, stats)
+    pieces: Generator[tuple[bytes, int | None], None, None]
+    if bound:
+        pieces = _ahead(_chdb_blocks(store, *bound, _TEXT_FORMAT[fmt]))
+    else:
+        pieces = _client_pieces(store, sql, parameters, _TEXT_FORMAT[fmt], piece_bytes)
+    header = (",".join(fields) + "\n").encode() if fmt == "csv" else b""
+    return _text_export(pieces, fmt, cap, stats, header)
+
+
 # --- SQL ---------------------------------------------------------------------------------------
 
 def export_sql(select_sql: str, fields: list[str], fmt: str, limit: int | None,
                block_rows: int) -> str:
-    """Wrap the compiled SELECT: per-format cell shaping, the row cap and our settings. The
-    outer query only projects and limits, so the inner ORDER BY survives (checked on 5M rows
-    with a sort off the table key)."""
+    """Wrap the compiled SELECT: per-format cells, the row cap and our settings. The outer
+    query only projects and limits, so the inner ORDER BY survives (checked on 5M rows with
+    a sort off the table key and 4 threads)."""
     inner = select_sql.strip().rstrip(";").strip()
     cols = ",\n  ".join(f"{_cell(name, fmt)} AS {quote_ident(name)}" for name in fields)
     sql = f"SELECT\n  {cols}\nFROM (\n{inner}\n) AS _export"
     if limit is not None:
         sql += f"\nLIMIT {int(limit)}"
-    merged = {**_COMMON_SETTINGS, "max_block_size": str(int(block_rows)),
-              **_FORMAT_SETTINGS[fmt]}
+    merged = {**_SETTINGS["all"], "max_block_size": str(int(block_rows)), **_SETTINGS[fmt]}
     return sql + "\nSETTINGS " + ", ".join(f"{k} = {v}" for k, v in merged.items())
 
 
@@ -190,59 +178,80 @@ def _neutralized(expr: str) -> str:
 
 # --- engine pieces -----------------------------------------------------------------------------
 
-def _chdb_pieces(store: Store, sql: str, parameters: dict[str, Any],
-                 engine_format: str) -> Generator[tuple[bytes, int], None, None]:
-    """(bytes, rows): each piece one engine block, whole rows, with chDB's row count."""
-    # A connection of our own: a stream holds its connection until closed, and the thread's
-    # Store.client must stay usable (the ASGI thread pool runs other requests on this thread).
+def _bind(store: Store, sql: str, parameters: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """Parameters as clickhouse-connect binds them for chDB. Called in the caller's thread:
+    Store.client in the reading thread would open (and keep) a client per export."""
     query, bound = bind_query(sql, parameters, store.client.server_tz)
-    params = {key.removeprefix("param_"): value for key, value in bound.items()}
+    return (query.decode() if isinstance(query, bytes) else query,
+            {key.removeprefix("param_"): value for key, value in bound.items()})
+
+
+def _chdb_blocks(store: Store, query: str, params: dict[str, str],
+                 engine_format: str) -> Generator[tuple[bytes, int], None, None]:
+    """(bytes, rows): one engine block each, whole rows, with chDB's row count. On a connection
+    of our own: an open stream holds its connection, and the thread's Store.client must stay
+    usable (the ASGI thread pool runs other requests on this thread)."""
     conn = chdb.connect(os.path.realpath(store.path or ""))
+    stream = None
     try:
-        try:
-            stream = conn.send_query(str(query), engine_format, params=params)
-        except RuntimeError as exc:
-            raise _database_error(exc) from exc
-        try:
-            while True:
-                try:
-                    chunk = stream.fetch()
-                except RuntimeError as exc:
-                    raise _database_error(exc) from exc
-                if chunk is None:
-                    return
-                yield chunk.bytes(), chunk.rows_read()
-        finally:
-            stream.close()  # cancels the query when the consumer stops early
+        stream = conn.send_query(query, engine_format, params=params)
+        while (chunk := stream.fetch()) is not None:
+            yield chunk.bytes(), chunk.rows_read()
+    except RuntimeError as exc:  # chDB's errors
+        message = str(exc)
+        code = re.search(r"Code: (\d+)", message)
+        raise DatabaseError(message[code.start():] if code else message,
+                            code=int(code.group(1)) if code else None) from exc
     finally:
+        if stream is not None:
+            stream.close()  # cancels the query when the consumer stops early
         conn.close()
+
+
+def _ahead(source: Generator[T, None, None], depth: int = 4) -> Generator[T, None, None]:
+    """Run source in a thread of its own, up to depth items ahead. chDB computes a block only
+    when asked for it, so without this the engine idles while the consumer encodes or sends;
+    the source runs, and is closed, in that thread only."""
+    items: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in source:
+                items.put(("item", item))
+                if stop.is_set():
+                    return
+            items.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            items.put(("error", exc))
+        finally:
+            source.close()
+
+    worker = threading.Thread(target=produce, name="export-ahead", daemon=True)
+    worker.start()
+    try:
+        while (item := items.get())[0] == "item":
+            yield item[1]
+        if item[0] == "error":
+            raise item[1]
+    finally:
+        stop.set()
+        # Unblock a producer waiting on a full queue; waits out the block being computed.
+        while worker.is_alive():
+            with contextlib.suppress(queue.Empty):
+                items.get(timeout=0.05)
 
 
 def _client_pieces(store: Store, sql: str, parameters: dict[str, Any], engine_format: str,
                    piece_bytes: int) -> Generator[tuple[bytes, None], None, None]:
     """(bytes, None): pieces cut anywhere, even inside a row; the caller counts rows."""
-    stream = _raw_stream(store, sql, parameters, engine_format)
+    stream = cast(io.IOBase, store.client.raw_stream(sql, parameters=parameters,
+                                                     fmt=engine_format))
     try:
         while piece := stream.read(piece_bytes):
             yield piece, None
     finally:
         stream.close()
-
-
-def _raw_stream(store: Store, sql: str, parameters: dict[str, Any], fmt: str) -> io.IOBase:
-    return cast(io.IOBase, store.client.raw_stream(sql, parameters=parameters, fmt=fmt))
-
-
-_CODE = re.compile(r"Code: (\d+)")
-
-
-def _database_error(exc: Exception) -> DatabaseError:
-    """chDB errors in the clickhouse-connect family that Store callers already handle."""
-    message = str(exc)
-    start = message.find("Code: ")
-    message = message[start:] if start > 0 else message
-    code = _CODE.search(message)
-    return DatabaseError(message, code=int(code.group(1)) if code else None)
 
 
 # --- CSV and NDJSON ----------------------------------------------------------------------------
@@ -267,8 +276,8 @@ class _RecordEnds:
 
 
 def _text_export(pieces: Generator[tuple[bytes, int | None], None, None], fmt: str,
-                 cap: int | None,
-                 stats: ExportStats, header: bytes) -> Iterator[bytes]:
+                 cap: int | None, stats: ExportStats,
+                 header: bytes) -> Generator[bytes, None, None]:
     csv = fmt == "csv"
     counter = _RecordEnds(csv)
     pending = header  # sent with the first data, so the query has run before anything is sent
@@ -340,10 +349,11 @@ def arrow_schema(fields: list[str]) -> pa.Schema:
     return pa.schema(out)
 
 
-def _arrow_batches(store: Store, sql: str, parameters: dict[str, Any], chdb_stream: bool,
+def _arrow_batches(store: Store, sql: str, parameters: dict[str, Any],
+                   bound: tuple[str, dict[str, str]] | None,
                    piece_bytes: int) -> Generator[pa.RecordBatch, None, None]:
-    if chdb_stream:  # every chDB block is an Arrow IPC file of its own
-        pieces = _chdb_pieces(store, sql, parameters, "Arrow")
+    if bound:  # chDB: every block is an Arrow IPC file of its own
+        pieces = _ahead(_chdb_blocks(store, *bound, "Arrow"))
         try:
             for data, rows in pieces:
                 if rows:
@@ -353,65 +363,55 @@ def _arrow_batches(store: Store, sql: str, parameters: dict[str, Any], chdb_stre
         finally:
             pieces.close()
         return
-    stream = _raw_stream(store, sql, parameters, "ArrowStream")
+    stream = cast(io.RawIOBase, store.client.raw_stream(sql, parameters=parameters,
+                                                        fmt="ArrowStream"))
     try:
-        first = stream.read(piece_bytes)
-        if first:  # an empty result may come as no bytes at all
-            yield from ipc.open_stream(_Prepend(first, stream))
+        buffered = io.BufferedReader(stream, piece_bytes)
+        if buffered.peek(1):  # an empty result may come as no bytes at all
+            yield from ipc.open_stream(buffered)
     finally:
         stream.close()
 
 
-class _Prepend(io.RawIOBase):
-    """A read-only stream: some bytes already read, then the rest of the source."""
+class _Sink(io.BytesIO):
+    """Where the Parquet writer writes, drained after every row group; tell() still counts
+    from the file's start, as the footer records absolute offsets."""
 
-    def __init__(self, head: bytes, rest: Any) -> None:
-        super().__init__()
-        self._head = head
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self._head:
-            out, self._head = self._head, b""
-            return out
-        return bytes(self._rest.read(size if size is not None else -1))
-
-
-class _Sink(io.RawIOBase):
-    """Where the Parquet writer writes; drained after every row group."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._parts: list[bytes] = []
-        self._position = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        chunk = bytes(data)
-        self._parts.append(chunk)
-        self._position += len(chunk)
-        return len(chunk)
+    drained = 0
 
     def tell(self) -> int:
-        return self._position
+        return self.drained + super().tell()
 
     def take(self) -> bytes:
-        out = b"".join(self._parts)
-        self._parts.clear()
+        out = self.getvalue()
+        self.drained += len(out)
+        self.seek(0)
+        self.truncate()
         return out
 
 
 def _parquet_export(batches: Generator[pa.RecordBatch, None, None], schema: pa.Schema,
-                    cap: int | None, group_rows: int, stats: ExportStats) -> Iterator[bytes]:
+                    cap: int | None, group_rows: int,
+                    stats: ExportStats) -> Generator[bytes, None, None]:
     sink = _Sink()
-    writer = pq.ParquetWriter(sink, schema, compression="zstd")
+    # Dictionaries and min/max statistics only where they pay: on unique strings they halve
+    # the write speed (2.1 s vs 1.2 s per 1M rows) and grow the file.
+    repetitive = [f.name for f in schema if f.name in _REPETITIVE
+                  or "LowCardinality" in FIELD_BY_NAME[f.name].ch_type]
+    scalar = repetitive + [f.name for f in schema if not pa.types.is_string(f.type)
+                           and not pa.types.is_nested(f.type)]
+    writer = pq.ParquetWriter(sink, schema, compression="zstd", use_dictionary=repetitive,
+                              write_statistics=scalar)
     group: list[pa.RecordBatch] = []
     held = 0
+
+    def flush() -> None:
+        nonlocal group, held
+        if held:
+            writer.write_table(pa.Table.from_batches(group, schema), row_group_size=held)
+        stats.rows += held
+        group, held = [], 0
+
     try:
         for batch in batches:
             if cap is not None and stats.rows + held + batch.num_rows > cap:
@@ -420,25 +420,16 @@ def _parquet_export(batches: Generator[pa.RecordBatch, None, None], schema: pa.S
             group.append(batch.cast(schema))
             held += batch.num_rows
             if held >= group_rows or stats.stopped_short:
-                _write_group(writer, group, schema, held)
-                stats.rows += held
-                group, held = [], 0
-                yield sink.take()
+                flush()
+                if data := sink.take():
+                    yield data
             if stats.stopped_short:
                 break
     finally:
         batches.close()
-    if group:
-        _write_group(writer, group, schema, held)
-        stats.rows += held
+    flush()
     if stats.stopped_short:
         stats.reason = CUT_REASON
     writer.add_key_value_metadata({PARQUET_METADATA_KEY: json.dumps(_summary(stats))})
     writer.close()
     yield sink.take()
-
-
-def _write_group(writer: pq.ParquetWriter, group: list[pa.RecordBatch], schema: pa.Schema,
-                 rows: int) -> None:
-    if rows:
-        writer.write_table(pa.Table.from_batches(group, schema), row_group_size=rows)
