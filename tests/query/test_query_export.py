@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import threading
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -96,7 +97,7 @@ def decode(fmt: str, data: bytes) -> tuple[list[dict[str, Any]], dict[str, Any] 
     if fmt == "ndjson":
         lines = data.decode().split("\n")
         assert lines[-1] == "", "NDJSON ends with a newline"
-        objects = [json.loads(line) for line in lines[:-1]]
+        objects = [json.loads(line, parse_constant=_no_constant) for line in lines[:-1]]
         assert "_export" in objects[-1], "NDJSON always ends with the _export trailer"
         return [_canon(o) for o in objects[:-1]], objects[-1]["_export"]
     parquet = pq.ParquetFile(io.BytesIO(data))
@@ -104,6 +105,10 @@ def decode(fmt: str, data: bytes) -> tuple[list[dict[str, Any]], dict[str, Any] 
     table = parquet.read()
     return ([_canon(r) for r in table.to_pylist()],
             json.loads(meta[PARQUET_METADATA_KEY.encode()]))
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"not JSON: {name}")
 
 
 def _decode_csv(data: bytes) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
@@ -206,6 +211,33 @@ def test_parameters_are_bound(records: Store, fmt: str, path: str) -> None:
     got, _ = decode(fmt, data)
     assert [r["source_row"] for r in got] == [3, 5, 9, 11]
     assert stats.rows == 4
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_bad_bytes_and_odd_floats_still_give_valid_files(records: Store, fmt: str,
+                                                         path: str) -> None:
+    records.command(r"""
+        INSERT INTO records (source_row, name, source, metadata, validation_errors,
+                             data_quality_score)
+        VALUES (0, unhex('41FF42'), unhex('C3'), map(unhex('6BFF'), unhex('76C3')),
+                [unhex('65FF')], nan),
+               (1, 'tab\there', 'crm', map('k', 'v'), [], inf),
+               (2, 'x', 'crm', map(), [], -inf)""")
+    fields = ["source_row", "name", "source", "metadata", "validation_errors",
+              "data_quality_score"]
+    data, stats = run(records, fmt, fields, path)
+    got, _ = decode(fmt, data)  # decoding is strict UTF-8 and strict JSON
+    assert stats.rows == 3
+    assert [r["name"] for r in got] == ["A\ufffdB", "tab\there", "x"]
+    assert [r["source"] for r in got] == ["\ufffd", "crm", "crm"]
+    assert got[0]["metadata"] == {"k\ufffd": "v\ufffd"}
+    assert got[0]["validation_errors"] == ["e\ufffd"]
+    scores = [r["data_quality_score"] for r in got]
+    if fmt == "ndjson":  # NaN and infinities are not JSON numbers
+        assert scores == [None, None, None]
+    else:
+        assert math.isnan(scores[0]) and scores[1:] == [math.inf, -math.inf]
 
 
 # --- the row cap --------------------------------------------------------------------------------

@@ -32,6 +32,9 @@ from recordbank.query.run import QueryTimeout, StoreUnavailable
 router = APIRouter(prefix="/v1", tags=["export"])
 
 ExportFormat = Literal["csv", "ndjson", "parquet"]
+# Without a sort of the caller's, exports follow the table's ORDER BY: ClickHouse then reads in
+# order and never sorts (a newest-first export of a whole country sorts it all in memory).
+EXPORT_ORDER = ("country", "created_date", "id")
 
 
 class ExportRequest(QueryRequest):
@@ -56,6 +59,8 @@ def _start_export(ctx: AppContext, caller: Principal, request: Request, q: Query
             raise ApiError(402, "INSUFFICIENT_CREDITS",
                            f"Required: {required}, Available: "
                            f"{ledger.balance(ctx.engine, caller.user_id)}")
+    if q.sort is None:  # the table's own order streams without sorting (flat memory)
+        q = q.model_copy(update={"sort": list(EXPORT_ORDER)})
     try:
         sql, params, fields = compile_select(q, limit=None)
     except InvalidQuery as exc:
