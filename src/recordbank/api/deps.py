@@ -13,7 +13,8 @@ from recordbank.api.context import AppContext
 from recordbank.api.errors import ApiError
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
+    # async: a sync dependency would cost a threadpool hop on every request
     ctx: AppContext = request.app.state.ctx
     return ctx
 

@@ -23,9 +23,9 @@ def _iso(value: Any) -> Any:
 
 
 @router.get("/credits", response_model=CreditsEnvelope, responses=errors(401, 403, 429))
-def credits(ctx: Context, caller: Caller) -> Response:
+async def credits(ctx: Context, caller: Caller) -> Response:
     """Balance, open holds and grants with their expiry. Free."""
-    s = ledger.summary(ctx.engine, caller.user_id)
+    s = await run_in_threadpool(ledger.summary, ctx.engine, caller.user_id)
     data = {
         "balance": s.balance, "held": s.held,
         "open_holds": [{k: _iso(v) for k, v in h.items()} for h in s.open_holds],
