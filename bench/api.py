@@ -71,19 +71,18 @@ out["us_rows"] = s.scalar("SELECT count() FROM records WHERE country = 'US'")
 out["canonical_count"] = s.scalar("SELECT count() FROM records WHERE " + where)
 out["ids"] = [r[0] for r in s.rows("SELECT toString(id) FROM records ORDER BY rand() LIMIT 1000")]
 # The engine alone, same process, no HTTP and no billing: the floor under each API figure.
-def timed(sql, params):
-    ts = []
-    for p in params:
-        a = time.perf_counter()
-        s.rows(sql, p)
-        ts.append((time.perf_counter() - a) * 1000)
-    ts.sort()
-    p99 = ts[-(-len(ts) * 99 // 100) - 1]
-    return {"p50_ms": round(ts[len(ts) // 2], 3), "p99_ms": round(p99, 3)}
-n = int(sys.argv[4])
+from loadgen import percentile
 from recordbank.query.compile import compile_query, compile_select
 from recordbank.query.export import ExportStats, stream_export
 from recordbank.query.model import QueryRequest, query_from_params
+def timed(sql, params):
+    ts = []
+    for p in params:
+        t0 = time.perf_counter()
+        s.rows(sql, p)
+        ts.append((time.perf_counter() - t0) * 1000)
+    return {f"p{q}_ms": round(percentile(sorted(ts), q), 3) for q in (50, 99)}
+n = int(sys.argv[4])
 out["engine_ms"] = {}
 for name, body in json.loads(sys.argv[5]).items():  # the SQL the API runs for these bodies
     cq = compile_query(QueryRequest.model_validate(body), secret="bench", max_offset=0,
@@ -99,15 +98,11 @@ out["engine_ms"]["lookup"] = timed(
 import chdb, os
 sql = ("SELECT " + fields + " FROM records WHERE country = 'US' "
        "SETTINGS max_block_size = " + str(rt.settings.export_chunk_rows))
-conn = chdb.connect(os.path.realpath(s.path))
-t = time.perf_counter()
-rows = size = 0
+conn, rows, size, t = chdb.connect(os.path.realpath(s.path)), 0, 0, time.perf_counter()
 stream = conn.send_query(sql, "CSV")
 while (chunk := stream.fetch()) is not None:
-    rows += chunk.rows_read()
-    size += len(chunk.bytes())
-stream.close()
-conn.close()
+    rows, size = rows + chunk.rows_read(), size + len(chunk.bytes())
+stream.close(), conn.close()
 sec = time.perf_counter() - t
 out["engine_csv"] = {"rows": rows, "bytes": size, "seconds": round(sec, 3),
                      "rows_per_s": round(rows / sec)}
