@@ -42,7 +42,7 @@ async def usage(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     since: Annotated[datetime | None, Query(description="ISO date or time, inclusive")] = None,
     until: Annotated[datetime | None, Query(description="ISO date or time, exclusive")] = None,
-    endpoint: Annotated[str | None, Query(max_length=300,
+    endpoint: Annotated[str | None, Query(max_length=300, pattern=r"^/[^\x00-\x1f\x7f]*$",
                                           description="Only this path")] = None,
 ) -> Response:
     """Your requests, newest first, and totals per day and endpoint. Free."""
