@@ -60,14 +60,16 @@ def snapshot(engine: Engine, user_id: int) -> dict[str, Any]:
         try:
             ledger = conn.execute(select(LedgerEntry.kind, LedgerEntry.amount,
                                          LedgerEntry.grant_id, LedgerEntry.hold_id)
-                                  .where(LedgerEntry.user_id == user_id)).all()
+                                  .where(LedgerEntry.user_id == user_id)
+                                  .order_by(LedgerEntry.id)).all()
             grants = conn.execute(select(CreditGrant.id, CreditGrant.amount,
                                          CreditGrant.remaining, CreditGrant.expires_at)
                                   .where(CreditGrant.user_id == user_id)).all()
             holds = conn.execute(select(CreditHold.id, CreditHold.amount, CreditHold.status,
                                         CreditHold.charged, CreditHold.allocations,
                                         CreditHold.created_at)
-                                 .where(CreditHold.user_id == user_id)).all()
+                                 .where(CreditHold.user_id == user_id)
+                                 .order_by(CreditHold.id)).all()
             seq = conn.execute(text("SELECT ledger_seq FROM users WHERE id = :u"),
                                {"u": user_id}).scalar_one()
         finally:

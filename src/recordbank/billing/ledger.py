@@ -21,11 +21,12 @@ that last longest. Credits returned to a grant that has expired meanwhile expire
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Row, Table, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, Row, Table, func, insert, or_, select, text, update
 from sqlalchemy.engine import CursorResult
 
 from recordbank.billing.models import CreditGrant, CreditHold, LedgerEntry
@@ -66,6 +67,16 @@ class Hold:
     user_id: int
     amount: int
     balance_after: int
+
+
+@dataclass
+class _Grant:
+    id: int
+    remaining: int
+    expires_at: datetime | None  # aware UTC
+    amount: int
+    reason: str
+    created_at: datetime | None
 
 
 @dataclass
@@ -158,64 +169,83 @@ def _new_grant(conn: Connection, user_id: int, amount: int, *, kind: str, reason
     return grant_id, entry_id
 
 
-def _open_grants(conn: Connection, user_id: int) -> list[Any]:
-    """Grants with credits left, in spending order: soonest expiry first, no expiry last."""
-    rows = conn.execute(select(_grants).where(_grants.c.user_id == user_id,
-                                              _grants.c.remaining > 0)).all()
-    far = datetime.max.replace(tzinfo=UTC)
-    return sorted(rows, key=lambda r: (_utc(r.expires_at) or far, r.id))
+class _Wallet:
+    """A user's grants, read once under the user's lock; every change is written through.
 
+    One read per transaction instead of one per step: on PostgreSQL every statement is a
+    round trip, and a hold or settlement used to read the same grants three times.
+    """
 
-def _expire(conn: Connection, user_id: int, now: datetime) -> int:
-    """Write an 'expiry' row for what is left of each expired grant; the spent part stays."""
-    total = 0
-    for row in _open_grants(conn, user_id):
-        if _expired(row.expires_at, now):
-            conn.execute(update(_grants).where(_grants.c.id == row.id).values(remaining=0))
-            _entry(conn, user_id, "expiry", -row.remaining, grant_id=row.id, now=now,
-                   reason=f"grant {row.id} expired at {_utc(row.expires_at):%Y-%m-%dT%H:%M:%SZ}")
-            total += row.remaining
-    return total
+    def __init__(self, conn: Connection, user_id: int, now: datetime,
+                 also: Iterable[int] = ()) -> None:
+        self.conn, self.user_id, self.now = conn, user_id, now
+        wanted = _grants.c.remaining > 0
+        extra = sorted(set(also))
+        if extra:  # grants a hold took from, which may be empty now but get credits back
+            wanted = or_(wanted, _grants.c.id.in_(extra))
+        rows = conn.execute(select(_grants.c.id, _grants.c.remaining, _grants.c.expires_at,
+                                   _grants.c.amount, _grants.c.reason, _grants.c.created_at)
+                            .where(_grants.c.user_id == user_id, wanted)).all()
+        far = datetime.max.replace(tzinfo=UTC)
+        self.grants = sorted(
+            (_Grant(r.id, r.remaining, _utc(r.expires_at), r.amount, r.reason,
+                    _utc(r.created_at)) for r in rows),
+            key=lambda g: (g.expires_at or far, g.id))
+        self._by_id = {g.id: g for g in self.grants}
 
+    def live(self) -> list[_Grant]:
+        """Spendable grants, in spending order: soonest expiry first, no expiry last."""
+        return [g for g in self.grants if g.remaining > 0 and not _expired(g.expires_at, self.now)]
 
-def _live(conn: Connection, user_id: int, now: datetime) -> list[Any]:
-    """Spendable grants, in spending order."""
-    return [r for r in _open_grants(conn, user_id) if not _expired(r.expires_at, now)]
+    def available(self) -> int:
+        return sum(g.remaining for g in self.live())
 
+    def _change(self, grant: _Grant, delta: int) -> None:
+        self.conn.execute(update(_grants).where(_grants.c.id == grant.id)
+                          .values(remaining=_grants.c.remaining + delta))
+        grant.remaining += delta
 
-def _available(conn: Connection, user_id: int, now: datetime) -> int:
-    return sum(r.remaining for r in _live(conn, user_id, now))
+    def expire(self) -> int:
+        """Write an 'expiry' row for what is left of each expired grant; the spent part stays."""
+        total = 0
+        for g in self.grants:
+            if g.remaining > 0 and _expired(g.expires_at, self.now):
+                left = g.remaining
+                self._change(g, -left)
+                _entry(self.conn, self.user_id, "expiry", -left, grant_id=g.id, now=self.now,
+                       reason=f"grant {g.id} expired at {g.expires_at:%Y-%m-%dT%H:%M:%SZ}")
+                total += left
+        return total
 
+    def take(self, amount: int) -> list[list[int]]:
+        """Take `amount` from unexpired grants in spending order; [[grant_id, credits], ...]."""
+        live = self.live()
+        available = sum(g.remaining for g in live)
+        if available < amount:
+            raise InsufficientCredits(amount, available)
+        allocations: list[list[int]] = []
+        left = amount
+        for g in live:
+            if (part := min(left, g.remaining)) == 0:
+                break
+            self._change(g, -part)
+            allocations.append([g.id, part])
+            left -= part
+        return allocations
 
-def _take(conn: Connection, user_id: int, amount: int, now: datetime) -> list[list[int]]:
-    """Take `amount` from unexpired grants in spending order; [[grant_id, credits], ...]."""
-    live = _live(conn, user_id, now)
-    available = sum(r.remaining for r in live)
-    if available < amount:
-        raise InsufficientCredits(amount, available)
-    allocations: list[list[int]] = []
-    left = amount
-    for row in live:
-        if (part := min(left, row.remaining)) == 0:
-            break
-        conn.execute(update(_grants).where(_grants.c.id == row.id)
-                     .values(remaining=_grants.c.remaining - part))
-        allocations.append([row.id, part])
-        left -= part
-    return allocations
-
-
-def _give_back(conn: Connection, allocations: list[list[int]], amount: int) -> None:
-    """Return `amount` to the grants a hold took from, last allocation first."""
-    left = amount
-    for grant_id, taken in reversed(allocations):
-        if (part := min(left, taken)) == 0:
-            break
-        conn.execute(update(_grants).where(_grants.c.id == grant_id)
-                     .values(remaining=_grants.c.remaining + part))
-        left -= part
-    if left:  # allocations always cover the hold; anything else is a corrupted hold row
-        raise RuntimeError(f"hold allocations {allocations} do not cover {amount}")
+    def give_back(self, allocations: list[list[int]], amount: int) -> None:
+        """Return `amount` to the grants a hold took from, last allocation first."""
+        left = amount
+        for grant_id, taken in reversed(allocations):
+            if (part := min(left, taken)) == 0:
+                break
+            grant = self._by_id.get(grant_id)
+            if grant is None:
+                raise RuntimeError(f"hold allocation names grant {grant_id}, not the user's")
+            self._change(grant, part)
+            left -= part
+        if left:  # allocations always cover the hold; anything else is a corrupted hold row
+            raise RuntimeError(f"hold allocations {allocations} do not cover {amount}")
 
 
 def _credit(engine: Engine, user_id: int, amount: int, *, kind: str, reason: str,
@@ -231,7 +261,7 @@ def _credit(engine: Engine, user_id: int, amount: int, *, kind: str, reason: str
         raise ValueError(f"expires_at {expiry.isoformat()} is not in the future")
     with engine.begin() as conn:
         _lock_user(conn, user_id)
-        _expire(conn, user_id, at)
+        _Wallet(conn, user_id, at).expire()
         return _new_grant(conn, user_id, amount, kind=kind, reason=reason, now=at,
                           expires_at=expiry, request_id=request_id)
 
@@ -263,8 +293,9 @@ def adjust(engine: Engine, user_id: int, amount: int, *, reason: str, request_id
     at = _now(now)
     with engine.begin() as conn:
         _lock_user(conn, user_id)
-        _expire(conn, user_id, at)
-        _take(conn, user_id, -amount, at)
+        wallet = _Wallet(conn, user_id, at)
+        wallet.expire()
+        wallet.take(-amount)
         return _entry(conn, user_id, "adjustment", amount, reason=reason, now=at,
                       request_id=request_id)
 
@@ -290,8 +321,9 @@ def hold(engine: Engine, user_id: int, amount: int, *, request_id: str, endpoint
     at = _now(now)
     with engine.begin() as conn:
         _lock_user(conn, user_id)
-        _expire(conn, user_id, at)
-        allocations = _take(conn, user_id, amount, at)
+        wallet = _Wallet(conn, user_id, at)
+        wallet.expire()
+        allocations = wallet.take(amount)
         result = conn.execute(insert(_holds).values(
             user_id=user_id, amount=amount, charged=None, status="open",
             allocations=allocations, request_id=request_id[:64], endpoint=endpoint[:200],
@@ -300,7 +332,7 @@ def hold(engine: Engine, user_id: int, amount: int, *, request_id: str, endpoint
         _entry(conn, user_id, "hold", -amount, hold_id=hold_id, now=at,
                reason=reason or f"hold for {endpoint}", request_id=request_id)
         return Hold(id=hold_id, user_id=user_id, amount=amount,
-                    balance_after=_available(conn, user_id, at))
+                    balance_after=wallet.available())
 
 
 def _close(engine: Engine, hold_id: int, *, charged: int, kind: str, reason: str,
@@ -311,10 +343,11 @@ def _close(engine: Engine, hold_id: int, *, charged: int, kind: str, reason: str
         row = _lock_hold(conn, hold_id)
         if row.status != "open":
             raise HoldClosed(f"hold {hold_id} is already {row.status}")
-        _expire(conn, row.user_id, at)  # what expired meanwhile, before anything comes back
+        wallet = _Wallet(conn, row.user_id, at, also=(g for g, _ in row.allocations))
+        wallet.expire()  # what expired meanwhile, before anything comes back
         charged = min(charged, row.amount)
         unused = row.amount - charged
-        _give_back(conn, row.allocations, unused)
+        wallet.give_back(row.allocations, unused)
         conn.execute(update(_holds).where(_holds.c.id == hold_id).values(
             status="settled" if kind == "settlement" else "released", charged=charged,
             closed_at=at))
@@ -322,8 +355,8 @@ def _close(engine: Engine, hold_id: int, *, charged: int, kind: str, reason: str
             reason = f"charged {charged} of {row.amount} held" + (f"; {reason}" if reason else "")
         _entry(conn, row.user_id, kind, unused, hold_id=hold_id, reason=reason, now=at,
                request_id=row.request_id)
-        _expire(conn, row.user_id, at)  # credits given back to an expired grant expire now too
-        return _available(conn, row.user_id, at)
+        wallet.expire()  # credits given back to an expired grant expire now too
+        return wallet.available()
 
 
 def settle(engine: Engine, hold_id: int, charged: int, *, now: datetime | None = None) -> int:
@@ -378,14 +411,14 @@ def balance(engine: Engine, user_id: int, *, now: datetime | None = None) -> int
     """Spendable credits: the remaining credits of grants unexpired at `now`. Reads only."""
     with engine.connect() as conn:
         _check_user(conn, user_id)
-        return _available(conn, user_id, _now(now))
+        return _Wallet(conn, user_id, _now(now)).available()
 
 
 def expire_grants(engine: Engine, user_id: int, *, now: datetime | None = None) -> int:
     """Write the expiry rows that are due; returns the credits that expired."""
     with engine.begin() as conn:
         _lock_user(conn, user_id)
-        return _expire(conn, user_id, _now(now))
+        return _Wallet(conn, user_id, _now(now)).expire()
 
 
 def ledger_sum(engine: Engine, user_id: int) -> int:
@@ -408,10 +441,10 @@ def summary(engine: Engine, user_id: int, *, now: datetime | None = None) -> Cre
                                     _holds.c.endpoint, _holds.c.created_at)
                              .where(_holds.c.user_id == user_id, _holds.c.status == "open")
                              .order_by(_holds.c.id)).all()
-        live = _live(conn, user_id, at)
-    grants = [{"id": r.id, "amount": r.amount, "remaining": r.remaining,
-               "expires_at": _utc(r.expires_at), "reason": r.reason,
-               "created_at": _utc(r.created_at)} for r in live]
+        live = _Wallet(conn, user_id, at).live()
+    grants = [{"id": g.id, "amount": g.amount, "remaining": g.remaining,
+               "expires_at": g.expires_at, "reason": g.reason,
+               "created_at": g.created_at} for g in live]
     open_holds = [{"id": h.id, "amount": h.amount, "request_id": h.request_id,
                    "endpoint": h.endpoint, "created_at": _utc(h.created_at)} for h in holds]
     return CreditSummary(balance=sum(g["remaining"] for g in grants),

@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -48,6 +49,7 @@ class CreditGrant(Base):
 
 class CreditHold(Base):
     __tablename__ = "credit_holds"
+    __table_args__ = (Index("ix_credit_holds_user_status", "user_id", "status"),)
 
     id: Mapped[int] = _pk()
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)

@@ -14,6 +14,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 _engines: dict[str, Engine] = {}
+POOL_SIZE = 40  # kept open: one per API worker thread
+POOL_OVERFLOW = 10
 _lock = threading.Lock()
 
 
@@ -29,11 +31,18 @@ def get_engine(url: str) -> Engine:
     with _lock:
         engine = _engines.get(url)
         if engine is None:
+            # The API runs sync work on anyio's 40 worker threads: a pool smaller than that
+            # opens and closes an overflow connection per request under load (PRAGMAs on
+            # SQLite, a backend fork on PostgreSQL).
             if url.startswith("sqlite"):
-                engine = create_engine(url, connect_args={"check_same_thread": False})
+                in_memory = url in ("sqlite://", "sqlite:///:memory:")  # one shared conn
+                sizes = {} if in_memory else {"pool_size": POOL_SIZE,
+                                              "max_overflow": POOL_OVERFLOW}
+                engine = create_engine(url, connect_args={"check_same_thread": False}, **sizes)
                 event.listen(engine, "connect", _sqlite_pragmas)
             else:
-                engine = create_engine(url, pool_pre_ping=True)
+                engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE,
+                                       max_overflow=POOL_OVERFLOW)
             upgrade(engine)
             _engines[url] = engine
         return engine
