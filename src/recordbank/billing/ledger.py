@@ -442,11 +442,11 @@ def summary(engine: Engine, user_id: int, *, now: datetime | None = None) -> Cre
                              .where(_holds.c.user_id == user_id, _holds.c.status == "open")
                              .order_by(_holds.c.id)).all()
         live = _Wallet(conn, user_id, at).live()
-    grants = [{"id": g.id, "amount": g.amount, "remaining": g.remaining,
+    grants: list[dict[str, Any]] = [{"id": g.id, "amount": g.amount, "remaining": g.remaining,
                "expires_at": g.expires_at, "reason": g.reason,
                "created_at": g.created_at} for g in live]
     open_holds = [{"id": h.id, "amount": h.amount, "request_id": h.request_id,
                    "endpoint": h.endpoint, "created_at": _utc(h.created_at)} for h in holds]
-    return CreditSummary(balance=sum(g["remaining"] for g in grants),
+    return CreditSummary(balance=sum(g.remaining for g in live),
                          held=sum(h["amount"] for h in open_holds),
                          open_holds=open_holds, grants=grants)
