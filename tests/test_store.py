@@ -51,3 +51,24 @@ def test_a_second_process_is_told_the_store_is_busy(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_threads_store_connection_is_closed_when_the_thread_ends(store: Store) -> None:
+    """The API's worker threads come and go; their connections must not pile up."""
+    import gc
+    import threading
+
+    before = store.open_clients
+    answers: list[int] = []
+
+    def ask(n: int) -> None:
+        answers.append(int(store.scalar("SELECT {n:UInt32} + 1", {"n": n})))
+
+    for n in range(20):
+        worker = threading.Thread(target=ask, args=(n,))
+        worker.start()
+        worker.join()
+    gc.collect()
+    assert sorted(answers) == list(range(1, 21))
+    assert store.open_clients <= before + 1  # not one per thread that ever asked
+    assert store.scalar("SELECT 41 + 1") == 42  # the other threads' connections still work

@@ -19,6 +19,7 @@ from recordbank.api.ratelimit import RateLimiter
 from recordbank.api.routes import account, export, health, records
 from recordbank.billing import ledger
 from recordbank.billing.pricing import Pricing
+from recordbank.billing.view import CreditView
 from recordbank.config import Settings, get_settings
 from recordbank.runtime import Runtime, open_runtime
 from recordbank.usage.log import UsageLog
@@ -50,7 +51,7 @@ def build_context(runtime: Runtime) -> AppContext:
         pricing=Pricing.from_settings(settings),
         limiter=RateLimiter(settings, namespace=settings.redis_prefix),
         usage=UsageLog(runtime.engine), secret=settings.resolved_secret_key(),
-        keys=KeyCache(settings.key_cache_seconds),
+        keys=KeyCache(settings.key_cache_seconds), credit_view=CreditView(runtime.engine),
     )
 
 
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 await sweeper
             await run_in_threadpool(ctx.usage.close)
             await ctx.limiter.close()
+            await ctx.credit_view.probe.aclose()
 
     app = FastAPI(title="recordbank", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan)

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from recordbank.api.auth import KeyCache
 from recordbank.api.ratelimit import RateLimiter
 from recordbank.billing.pricing import Pricing
+from recordbank.billing.view import CreditView
 from recordbank.config import Settings
 from recordbank.store.client import Store
 from recordbank.usage.log import UsageLog
@@ -24,4 +25,5 @@ class AppContext:
     usage: UsageLog
     secret: str
     keys: KeyCache
+    credit_view: CreditView
 

@@ -2,13 +2,15 @@
 
 chDB allows one store path per process and one process per path, so an embedded Store is a
 process-wide singleton; each thread gets its own connection (chDB's module-level query holds a
-global lock).
+global lock). A thread's connection is closed when the thread ends: the API's worker threads
+come and go, and their connections must not pile up.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlparse
@@ -19,6 +21,15 @@ from clickhouse_connect.driver.client import Client
 
 class StoreBusy(RuntimeError):
     """Another process owns the embedded store."""
+
+
+class _ThreadClient:
+    """Held only by one thread's local storage: collected when that thread ends."""
+
+    __slots__ = ("client", "__weakref__")
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
 
 
 class Store:
@@ -34,13 +45,29 @@ class Store:
 
     @property
     def client(self) -> Client:
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = self._connect()
-            self._local.client = client
+        held: _ThreadClient | None = getattr(self._local, "held", None)
+        if held is None:
+            held = _ThreadClient(self._connect())
+            self._local.held = held
             with self._lock:
-                self._clients.append(client)
-        return client
+                self._clients.append(held.client)
+            weakref.finalize(held, self._release, held.client)
+        return held.client
+
+    @property
+    def open_clients(self) -> int:
+        with self._lock:
+            return len(self._clients)
+
+    def _release(self, client: Client) -> None:
+        """The owning thread ended (or the store closed): close its connection once."""
+        with self._lock:
+            try:
+                self._clients.remove(client)
+            except ValueError:  # close() got there first
+                return
+        with contextlib.suppress(Exception):  # closing is best effort
+            client.close()
 
     def _connect(self) -> Client:
         try:

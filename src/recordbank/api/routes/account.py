@@ -12,7 +12,6 @@ from starlette.responses import Response
 from recordbank.api.deps import Caller, Context
 from recordbank.api.responses import success
 from recordbank.api.schemas import CreditsEnvelope, UsageEnvelope, errors
-from recordbank.billing import ledger
 from recordbank.usage import report
 
 router = APIRouter(prefix="/v1", tags=["account"])
@@ -25,7 +24,7 @@ def _iso(value: Any) -> Any:
 @router.get("/credits", response_model=CreditsEnvelope, responses=errors(401, 403, 429))
 async def credits(ctx: Context, caller: Caller) -> Response:
     """Balance, open holds and grants with their expiry. Free."""
-    s = await run_in_threadpool(ledger.summary, ctx.engine, caller.user_id)
+    s = await ctx.credit_view.summary_async(caller.user_id)
     data = {
         "balance": s.balance, "held": s.held,
         "open_holds": [{k: _iso(v) for k, v in h.items()} for h in s.open_holds],
