@@ -21,70 +21,37 @@ that last longest. Credits returned to a grant that has expired meanwhile expire
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    Row,
-    Table,
-    bindparam,
-    func,
-    insert,
-    or_,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.engine import CursorResult
+from sqlalchemy import Connection, Engine, Row, func, select
 
-from recordbank.billing.models import CreditGrant, CreditHold, LedgerEntry
+from recordbank.billing.wallet import (
+    CLOSE_HOLD,
+    INSERT_GRANT,
+    INSERT_HOLD,
+    LOCK_HOLD_OWNER,
+    LOCK_USER,
+    OPEN_HOLDS,
+    READ_HOLD,
+    USER_EXISTS,
+    InsufficientCredits,
+    Wallet,
+    holds_table,
+    inserted_id,
+    ledger_table,
+    utc,
+    write_entry,
+)
 from recordbank.db.models import utcnow
 
-_grants = cast(Table, CreditGrant.__table__)
-_holds = cast(Table, CreditHold.__table__)
-_ledger = cast(Table, LedgerEntry.__table__)
-
-# Statements built once: building a Core statement per call cost more than running it
-# (a hold + settle pair spent ~3 of its 4 ms in SQLAlchemy's statement construction).
-_LOCK_USER = text("UPDATE users SET ledger_seq = ledger_seq + 1 WHERE id = :uid")
-_LOCK_HOLD_OWNER = text("UPDATE users SET ledger_seq = ledger_seq + 1 WHERE id = "
-                        "(SELECT user_id FROM credit_holds WHERE id = :hid)")
-_READ_HOLD = select(_holds).where(_holds.c.id == bindparam("hid"))
-_INSERT_LEDGER = insert(_ledger)
-_INSERT_GRANT = insert(_grants)
-_INSERT_HOLD = insert(_holds)
-_CLOSE_HOLD = update(_holds).where(_holds.c.id == bindparam("hid")).values(
-    status=bindparam("status"), charged=bindparam("charged"), closed_at=bindparam("closed_at"))
-_CHANGE_GRANT = update(_grants).where(_grants.c.id == bindparam("gid")).values(
-    remaining=_grants.c.remaining + bindparam("delta", type_=_grants.c.remaining.type))
-_GRANT_COLUMNS = (_grants.c.id, _grants.c.remaining, _grants.c.expires_at, _grants.c.amount,
-                  _grants.c.reason, _grants.c.created_at)
-_OPEN_GRANTS = select(*_GRANT_COLUMNS).where(_grants.c.user_id == bindparam("uid"),
-                                              _grants.c.remaining > 0)
-_OPEN_OR_NAMED_GRANTS = select(*_GRANT_COLUMNS).where(
-    _grants.c.user_id == bindparam("uid"),
-    or_(_grants.c.remaining > 0, _grants.c.id.in_(bindparam("ids", expanding=True))))
-_USER_EXISTS = text("SELECT 1 FROM users WHERE id = :uid")
-_OPEN_HOLDS = (select(_holds.c.id, _holds.c.amount, _holds.c.request_id, _holds.c.endpoint,
-                      _holds.c.created_at)
-               .where(_holds.c.user_id == bindparam("uid"), _holds.c.status == "open")
-               .order_by(_holds.c.id))
+__all__ = ["CreditSummary", "Hold", "HoldClosed", "InsufficientCredits", "UnknownHold",
+           "UnknownUser", "adjust", "balance", "expire_grants", "grant", "hold", "ledger_sum",
+           "refund", "release", "release_stale_holds", "settle", "summary"]
 
 MAX_CREDITS = 2**62  # far beyond any real amount; keeps sums inside BIGINT
 _BIGINT = 2**63 - 1
-
-
-class InsufficientCredits(Exception):
-    """The balance cannot cover the amount; nothing was written."""
-
-    def __init__(self, required: int, available: int) -> None:
-        super().__init__(f"Required: {required}, Available: {available}")
-        self.required = required
-        self.available = available
 
 
 class UnknownUser(LookupError):
@@ -108,16 +75,6 @@ class Hold:
 
 
 @dataclass
-class _Grant:
-    id: int
-    remaining: int
-    expires_at: datetime | None  # aware UTC
-    amount: int
-    reason: str
-    created_at: datetime | None
-
-
-@dataclass
 class CreditSummary:
     balance: int
     held: int
@@ -125,19 +82,12 @@ class CreditSummary:
     grants: list[dict[str, Any]]
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """Aware UTC. SQLite hands back naive datetimes; they were stored as UTC."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _now(now: datetime | None) -> datetime:
     if now is None:
         return utcnow()
     if not isinstance(now, datetime):
         raise TypeError(f"now must be a datetime, got {type(now).__name__}")
-    return cast(datetime, _utc(now))
+    return cast(datetime, utc(now))
 
 
 def _count(name: str, value: object, *, minimum: int, maximum: int = MAX_CREDITS) -> int:
@@ -157,14 +107,10 @@ def _text(name: str, value: object, *, required: bool = False) -> str:
     return value
 
 
-def _expired(expires_at: datetime | None, now: datetime) -> bool:
-    return expires_at is not None and cast(datetime, _utc(expires_at)) <= now
-
-
 def _lock_user(conn: Connection, user_id: int) -> None:
     """The first statement of every writing transaction (see the module docstring)."""
     uid = _count("user_id", user_id, minimum=-_BIGINT, maximum=_BIGINT)
-    result = conn.execute(_LOCK_USER, {"uid": uid})
+    result = conn.execute(LOCK_USER, {"uid": uid})
     if result.rowcount != 1:
         raise UnknownUser(f"no user {user_id}")
 
@@ -172,110 +118,23 @@ def _lock_user(conn: Connection, user_id: int) -> None:
 def _lock_hold(conn: Connection, hold_id: int) -> Row[Any]:
     """Lock the hold's owner without reading first, then read the hold under the lock."""
     hid = _count("hold_id", hold_id, minimum=-_BIGINT, maximum=_BIGINT)
-    result = conn.execute(_LOCK_HOLD_OWNER, {"hid": hid})
+    result = conn.execute(LOCK_HOLD_OWNER, {"hid": hid})
     if result.rowcount != 1:
         raise UnknownHold(f"no hold {hold_id}")
-    return conn.execute(_READ_HOLD, {"hid": hid}).one()
-
-
-def _inserted_id(result: CursorResult[Any]) -> int:
-    return int(cast(Any, result.inserted_primary_key)[0])
-
-
-def _entry(conn: Connection, user_id: int, kind: str, amount: int, *, reason: str,
-           now: datetime, grant_id: int | None = None, hold_id: int | None = None,
-           request_id: str = "") -> int:
-    result = conn.execute(_INSERT_LEDGER, dict(
-        user_id=user_id, kind=kind, amount=amount, grant_id=grant_id, hold_id=hold_id,
-        reason=reason, request_id=request_id[:64], created_at=now))
-    return _inserted_id(result)
+    return conn.execute(READ_HOLD, {"hid": hid}).one()
 
 
 def _new_grant(conn: Connection, user_id: int, amount: int, *, kind: str, reason: str,
                now: datetime, expires_at: datetime | None = None,
                request_id: str = "") -> tuple[int, int]:
     """A new grant and its ledger row; (grant id, ledger row id)."""
-    result = conn.execute(_INSERT_GRANT, dict(
+    result = conn.execute(INSERT_GRANT, dict(
         user_id=user_id, amount=amount, remaining=amount, expires_at=expires_at,
         reason=reason, created_at=now))
-    grant_id = _inserted_id(result)
-    entry_id = _entry(conn, user_id, kind, amount, reason=reason, now=now, grant_id=grant_id,
+    grant_id = inserted_id(result)
+    entry_id = write_entry(conn, user_id, kind, amount, reason=reason, now=now, grant_id=grant_id,
                       request_id=request_id)
     return grant_id, entry_id
-
-
-class _Wallet:
-    """A user's grants, read once under the user's lock; every change is written through.
-
-    One read per transaction instead of one per step: on PostgreSQL every statement is a
-    round trip, and a hold or settlement used to read the same grants three times.
-    """
-
-    def __init__(self, conn: Connection, user_id: int, now: datetime,
-                 also: Iterable[int] = ()) -> None:
-        self.conn, self.user_id, self.now = conn, user_id, now
-        extra = sorted(set(also))  # grants a hold took from: maybe empty, but get credits back
-        rows = (conn.execute(_OPEN_OR_NAMED_GRANTS, {"uid": user_id, "ids": extra}) if extra
-                else conn.execute(_OPEN_GRANTS, {"uid": user_id})).all()
-        far = datetime.max.replace(tzinfo=UTC)
-        self.grants = sorted(
-            (_Grant(r.id, r.remaining, _utc(r.expires_at), r.amount, r.reason,
-                    _utc(r.created_at)) for r in rows),
-            key=lambda g: (g.expires_at or far, g.id))
-        self._by_id = {g.id: g for g in self.grants}
-
-    def live(self) -> list[_Grant]:
-        """Spendable grants, in spending order: soonest expiry first, no expiry last."""
-        return [g for g in self.grants if g.remaining > 0 and not _expired(g.expires_at, self.now)]
-
-    def available(self) -> int:
-        return sum(g.remaining for g in self.live())
-
-    def _change(self, grant: _Grant, delta: int) -> None:
-        self.conn.execute(_CHANGE_GRANT, {"gid": grant.id, "delta": delta})
-        grant.remaining += delta
-
-    def expire(self) -> int:
-        """Write an 'expiry' row for what is left of each expired grant; the spent part stays."""
-        total = 0
-        for g in self.grants:
-            if g.remaining > 0 and _expired(g.expires_at, self.now):
-                left = g.remaining
-                self._change(g, -left)
-                _entry(self.conn, self.user_id, "expiry", -left, grant_id=g.id, now=self.now,
-                       reason=f"grant {g.id} expired at {g.expires_at:%Y-%m-%dT%H:%M:%SZ}")
-                total += left
-        return total
-
-    def take(self, amount: int) -> list[list[int]]:
-        """Take `amount` from unexpired grants in spending order; [[grant_id, credits], ...]."""
-        live = self.live()
-        available = sum(g.remaining for g in live)
-        if available < amount:
-            raise InsufficientCredits(amount, available)
-        allocations: list[list[int]] = []
-        left = amount
-        for g in live:
-            if (part := min(left, g.remaining)) == 0:
-                break
-            self._change(g, -part)
-            allocations.append([g.id, part])
-            left -= part
-        return allocations
-
-    def give_back(self, allocations: list[list[int]], amount: int) -> None:
-        """Return `amount` to the grants a hold took from, last allocation first."""
-        left = amount
-        for grant_id, taken in reversed(allocations):
-            if (part := min(left, taken)) == 0:
-                break
-            grant = self._by_id.get(grant_id)
-            if grant is None:
-                raise RuntimeError(f"hold allocation names grant {grant_id}, not the user's")
-            self._change(grant, part)
-            left -= part
-        if left:  # allocations always cover the hold; anything else is a corrupted hold row
-            raise RuntimeError(f"hold allocations {allocations} do not cover {amount}")
 
 
 def _credit(engine: Engine, user_id: int, amount: int, *, kind: str, reason: str,
@@ -286,12 +145,12 @@ def _credit(engine: Engine, user_id: int, amount: int, *, kind: str, reason: str
     at = _now(now)
     if expires_at is not None and not isinstance(expires_at, datetime):
         raise TypeError(f"expires_at must be a datetime, got {type(expires_at).__name__}")
-    expiry = _utc(expires_at)
+    expiry = utc(expires_at)
     if expiry is not None and expiry <= at:
         raise ValueError(f"expires_at {expiry.isoformat()} is not in the future")
     with engine.begin() as conn:
         _lock_user(conn, user_id)
-        _Wallet(conn, user_id, at).expire()
+        Wallet(conn, user_id, at).expire()
         return _new_grant(conn, user_id, amount, kind=kind, reason=reason, now=at,
                           expires_at=expiry, request_id=request_id)
 
@@ -323,10 +182,10 @@ def adjust(engine: Engine, user_id: int, amount: int, *, reason: str, request_id
     at = _now(now)
     with engine.begin() as conn:
         _lock_user(conn, user_id)
-        wallet = _Wallet(conn, user_id, at)
+        wallet = Wallet(conn, user_id, at)
         wallet.expire()
         wallet.take(-amount)
-        return _entry(conn, user_id, "adjustment", amount, reason=reason, now=at,
+        return write_entry(conn, user_id, "adjustment", amount, reason=reason, now=at,
                       request_id=request_id)
 
 
@@ -351,15 +210,15 @@ def hold(engine: Engine, user_id: int, amount: int, *, request_id: str, endpoint
     at = _now(now)
     with engine.begin() as conn:
         _lock_user(conn, user_id)
-        wallet = _Wallet(conn, user_id, at)
+        wallet = Wallet(conn, user_id, at)
         wallet.expire()
         allocations = wallet.take(amount)
-        result = conn.execute(_INSERT_HOLD, dict(
+        result = conn.execute(INSERT_HOLD, dict(
             user_id=user_id, amount=amount, charged=None, status="open",
             allocations=allocations, request_id=request_id[:64], endpoint=endpoint[:200],
             created_at=at, closed_at=None))
-        hold_id = _inserted_id(result)
-        _entry(conn, user_id, "hold", -amount, hold_id=hold_id, now=at,
+        hold_id = inserted_id(result)
+        write_entry(conn, user_id, "hold", -amount, hold_id=hold_id, now=at,
                reason=reason or f"hold for {endpoint}", request_id=request_id)
         return Hold(id=hold_id, user_id=user_id, amount=amount,
                     balance_after=wallet.available())
@@ -373,16 +232,16 @@ def _close(engine: Engine, hold_id: int, *, charged: int, kind: str, reason: str
         row = _lock_hold(conn, hold_id)
         if row.status != "open":
             raise HoldClosed(f"hold {hold_id} is already {row.status}")
-        wallet = _Wallet(conn, row.user_id, at, also=(g for g, _ in row.allocations))
+        wallet = Wallet(conn, row.user_id, at, also=(g for g, _ in row.allocations))
         wallet.expire()  # what expired meanwhile, before anything comes back
         charged = min(charged, row.amount)
         unused = row.amount - charged
         wallet.give_back(row.allocations, unused)
-        conn.execute(_CLOSE_HOLD, {"hid": hold_id, "charged": charged, "closed_at": at,
+        conn.execute(CLOSE_HOLD, {"hid": hold_id, "charged": charged, "closed_at": at,
                                    "status": "settled" if kind == "settlement" else "released"})
         if kind == "settlement":
             reason = f"charged {charged} of {row.amount} held" + (f"; {reason}" if reason else "")
-        _entry(conn, row.user_id, kind, unused, hold_id=hold_id, reason=reason, now=at,
+        write_entry(conn, row.user_id, kind, unused, hold_id=hold_id, reason=reason, now=at,
                request_id=row.request_id)
         wallet.expire()  # credits given back to an expired grant expire now too
         return wallet.available()
@@ -415,9 +274,9 @@ def release_stale_holds(engine: Engine, *, older_than_seconds: int,
     age = _count("older_than_seconds", older_than_seconds, minimum=0, maximum=10**9)
     cutoff = at - timedelta(seconds=age)
     with engine.connect() as conn:
-        ids = conn.execute(select(_holds.c.id).where(
-            _holds.c.status == "open", _holds.c.created_at < cutoff)
-            .order_by(_holds.c.id)).scalars().all()
+        ids = conn.execute(select(holds_table.c.id).where(
+            holds_table.c.status == "open", holds_table.c.created_at < cutoff)
+            .order_by(holds_table.c.id)).scalars().all()
     released = 0
     for hold_id in ids:
         try:
@@ -431,7 +290,7 @@ def release_stale_holds(engine: Engine, *, older_than_seconds: int,
 
 def _check_user(conn: Connection, user_id: int) -> None:
     uid = _count("user_id", user_id, minimum=-_BIGINT, maximum=_BIGINT)
-    row = conn.execute(_USER_EXISTS, {"uid": uid}).first()
+    row = conn.execute(USER_EXISTS, {"uid": uid}).first()
     if row is None:
         raise UnknownUser(f"no user {user_id}")
 
@@ -440,20 +299,20 @@ def balance(engine: Engine, user_id: int, *, now: datetime | None = None) -> int
     """Spendable credits: the remaining credits of grants unexpired at `now`. Reads only."""
     with engine.connect() as conn:
         _check_user(conn, user_id)
-        return _Wallet(conn, user_id, _now(now)).available()
+        return Wallet(conn, user_id, _now(now)).available()
 
 
 def expire_grants(engine: Engine, user_id: int, *, now: datetime | None = None) -> int:
     """Write the expiry rows that are due; returns the credits that expired."""
     with engine.begin() as conn:
         _lock_user(conn, user_id)
-        return _Wallet(conn, user_id, _now(now)).expire()
+        return Wallet(conn, user_id, _now(now)).expire()
 
 
 def ledger_sum(engine: Engine, user_id: int) -> int:
     with engine.connect() as conn:
-        total = conn.execute(select(func.coalesce(func.sum(_ledger.c.amount), 0))
-                             .where(_ledger.c.user_id == user_id)).scalar_one()
+        total = conn.execute(select(func.coalesce(func.sum(ledger_table.c.amount), 0))
+                             .where(ledger_table.c.user_id == user_id)).scalar_one()
         return int(total)
 
 
@@ -466,13 +325,13 @@ def summary(engine: Engine, user_id: int, *, now: datetime | None = None) -> Cre
     at = _now(now)
     with engine.connect() as conn:
         _check_user(conn, user_id)
-        holds = conn.execute(_OPEN_HOLDS, {"uid": user_id}).all()
-        live = _Wallet(conn, user_id, at).live()
+        holds = conn.execute(OPEN_HOLDS, {"uid": user_id}).all()
+        live = Wallet(conn, user_id, at).live()
     grants: list[dict[str, Any]] = [{"id": g.id, "amount": g.amount, "remaining": g.remaining,
                "expires_at": g.expires_at, "reason": g.reason,
                "created_at": g.created_at} for g in live]
     open_holds = [{"id": h.id, "amount": h.amount, "request_id": h.request_id,
-                   "endpoint": h.endpoint, "created_at": _utc(h.created_at)} for h in holds]
+                   "endpoint": h.endpoint, "created_at": utc(h.created_at)} for h in holds]
     return CreditSummary(balance=sum(g.remaining for g in live),
                          held=sum(h["amount"] for h in open_holds),
                          open_holds=open_holds, grants=grants)
