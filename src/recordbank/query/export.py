@@ -23,26 +23,19 @@ NULL is an empty cell. Timestamps are UTC: ``2024-01-31 12:00:00.000`` in CSV, I
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
-import queue
-import re
-import threading
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, cast
 
-import chdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
-from clickhouse_connect.driver.binding import bind_query
-from clickhouse_connect.driver.exceptions import DatabaseError
 
 from recordbank.config import Settings
+from recordbank.query.export_engine import ahead, bind, chdb_blocks, client_pieces
 from recordbank.schema import FIELD_BY_NAME
 from recordbank.store.client import Store, quote_ident, sql_string
 
@@ -68,7 +61,6 @@ _SETTINGS: Final = {
 }
 _STRINGS: Final = ("String", "LowCardinality(String)")
 _REPETITIVE: Final = ("source_file", "city")  # plain String fields with few distinct values
-T = TypeVar("T")
 
 
 @dataclass
@@ -113,15 +105,15 @@ def _stream(store: Store, sql: str, parameters: dict[str, Any], fields: list[str
             piece_bytes: int = 1 << 20) -> Generator[bytes, None, None]:
     """chdb_stream: chDB's streaming API (embedded store); else clickhouse-connect's raw_stream,
     the path of a ClickHouse server (it runs on chDB too, which is how the tests cover it)."""
-    bound = _bind(store, sql, parameters) if chdb_stream else None
+    bound = bind(store, sql, parameters) if chdb_stream else None
     if fmt == "parquet":
         batches = _arrow_batches(store, sql, parameters, bound, piece_bytes)
         return _parquet_export(batches, arrow_schema(fields), cap, chunk_rows, stats)
     pieces: Generator[tuple[bytes, int | None], None, None]
     if bound:
-        pieces = _ahead(_chdb_blocks(store, *bound, _TEXT_FORMAT[fmt]))
+        pieces = ahead(chdb_blocks(store, *bound, _TEXT_FORMAT[fmt]))
     else:
-        pieces = _client_pieces(store, sql, parameters, _TEXT_FORMAT[fmt], piece_bytes)
+        pieces = client_pieces(store, sql, parameters, _TEXT_FORMAT[fmt], piece_bytes)
     header = (",".join(fields) + "\n").encode() if fmt == "csv" else b""
     return _text_export(pieces, fmt, cap, stats, header)
 
@@ -206,84 +198,6 @@ def _neutralized(expr: str) -> str:
     instead of a regex: the cheap test runs for every cell, the regex only for suspects."""
     return (f"if(substring({expr}, 1, 1) IN ('=', '+', '-', '@', '\\t', '\\r') "
             f"AND NOT match({expr}, '^[+-]?[0-9]+([.][0-9]+)?$'), concat('''', {expr}), {expr})")
-
-
-# --- engine pieces -----------------------------------------------------------------------------
-
-def _bind(store: Store, sql: str, parameters: dict[str, Any]) -> tuple[str, dict[str, str]]:
-    """Parameters as clickhouse-connect binds them for chDB. Called in the caller's thread:
-    Store.client in the reading thread would open (and keep) a client per export."""
-    query, bound = bind_query(sql, parameters, store.client.server_tz)
-    return (query.decode() if isinstance(query, bytes) else query,
-            {key.removeprefix("param_"): value for key, value in bound.items()})
-
-
-def _chdb_blocks(store: Store, query: str, params: dict[str, str],
-                 engine_format: str) -> Generator[tuple[bytes, int], None, None]:
-    """(bytes, rows): one engine block each, whole rows, with chDB's row count. On a connection
-    of our own: an open stream holds its connection, and the thread's Store.client must stay
-    usable (the ASGI thread pool runs other requests on this thread)."""
-    conn = chdb.connect(os.path.realpath(store.path or ""))
-    stream = None
-    try:
-        stream = conn.send_query(query, engine_format, params=params)
-        while (chunk := stream.fetch()) is not None:
-            yield chunk.bytes(), chunk.rows_read()
-    except RuntimeError as exc:  # chDB's errors
-        message = str(exc)
-        code = re.search(r"Code: (\d+)", message)
-        raise DatabaseError(message[code.start():] if code else message,
-                            code=int(code.group(1)) if code else None) from exc
-    finally:
-        if stream is not None:
-            stream.close()  # cancels the query when the consumer stops early
-        conn.close()
-
-
-def _ahead(source: Generator[T, None, None], depth: int = 4) -> Generator[T, None, None]:
-    """Run source in a thread of its own, up to depth items ahead. chDB computes a block only
-    when asked for it, so without this the engine idles while the consumer encodes or sends;
-    the source runs, and is closed, in that thread only."""
-    items: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in source:
-                items.put(("item", item))
-                if stop.is_set():
-                    return
-            items.put(("end", None))
-        except BaseException as exc:  # handed to the consumer, raised there
-            items.put(("error", exc))
-        finally:
-            source.close()
-
-    worker = threading.Thread(target=produce, name="export-ahead", daemon=True)
-    worker.start()
-    try:
-        while (item := items.get())[0] == "item":
-            yield item[1]
-        if item[0] == "error":
-            raise item[1]
-    finally:
-        stop.set()
-        # Unblock a producer waiting on a full queue; waits out the block being computed.
-        while worker.is_alive():
-            with contextlib.suppress(queue.Empty):
-                items.get(timeout=0.05)
-
-
-def _client_pieces(store: Store, sql: str, parameters: dict[str, Any], engine_format: str,
-                   piece_bytes: int) -> Generator[tuple[bytes, None], None, None]:
-    """(bytes, None): pieces cut anywhere, even inside a row; the caller counts rows."""
-    stream = cast(io.IOBase, store.client.raw_stream(sql, parameters=parameters,
-                                                     fmt=engine_format))
-    try:
-        while piece := stream.read(piece_bytes):
-            yield piece, None
-    finally:
-        stream.close()
 
 
 # --- CSV and NDJSON ----------------------------------------------------------------------------
@@ -385,7 +299,7 @@ def _arrow_batches(store: Store, sql: str, parameters: dict[str, Any],
                    bound: tuple[str, dict[str, str]] | None,
                    piece_bytes: int) -> Generator[pa.RecordBatch, None, None]:
     if bound:  # chDB: every block is an Arrow IPC file of its own
-        pieces = _ahead(_chdb_blocks(store, *bound, "Arrow"))
+        pieces = ahead(chdb_blocks(store, *bound, "Arrow"))
         try:
             for data, rows in pieces:
                 if rows:
