@@ -74,7 +74,8 @@ out["ids"] = [r[0] for r in s.rows("SELECT toString(id) FROM records ORDER BY ra
 from loadgen import percentile
 from recordbank.query.compile import compile_query, compile_select
 from recordbank.query.export import ExportStats, stream_export
-from recordbank.query.model import QueryRequest, query_from_params
+from recordbank.query.model import QueryRequest
+from recordbank.query.params import query_from_params
 def timed(sql, params):
     ts = []
     for p in params:

@@ -17,8 +17,8 @@ from recordbank.query.model import (
     FilterOps,
     InvalidQuery,
     QueryRequest,
-    query_from_params,
 )
+from recordbank.query.params import query_from_params
 
 SECRET = "compile-test-secret"
 CANONICAL = [("country", "US"), ("created_date__gte", "2024-01-01"),

@@ -17,7 +17,8 @@ from pydantic import ValidationError
 
 from recordbank.config import Settings
 from recordbank.query.cursor import encode_cursor
-from recordbank.query.model import InvalidQuery, QueryRequest, query_from_params
+from recordbank.query.model import InvalidQuery, QueryRequest
+from recordbank.query.params import query_from_params
 from recordbank.query.run import get_record, run_query
 from recordbank.schema import FIELDS
 from recordbank.store.client import Store

@@ -19,8 +19,8 @@ from recordbank.query.model import (
     QueryRequest,
     SortKey,
     check_query,
-    query_from_params,
 )
+from recordbank.query.params import query_from_params
 from recordbank.schema import FIELDS
 
 

@@ -26,7 +26,8 @@ from recordbank.api.schemas import errors
 from recordbank.billing import ledger
 from recordbank.query.compile import compile_select
 from recordbank.query.export import FORMATS, MEDIA_TYPES, ExportStats, stream_export
-from recordbank.query.model import InvalidQuery, QueryRequest, query_from_params
+from recordbank.query.model import InvalidQuery, QueryRequest
+from recordbank.query.params import query_from_params
 from recordbank.query.run import QueryTimeout, StoreUnavailable
 
 router = APIRouter(prefix="/v1", tags=["export"])

@@ -19,7 +19,8 @@ from recordbank.api.responses import success
 from recordbank.api.schemas import EstimateEnvelope, QueryEnvelope, RecordEnvelope, errors
 from recordbank.billing import ledger
 from recordbank.query.compile import compile_query
-from recordbank.query.model import InvalidQuery, QueryRequest, query_from_params
+from recordbank.query.model import InvalidQuery, QueryRequest
+from recordbank.query.params import query_from_params
 from recordbank.query.run import QueryTimeout, StoreUnavailable, get_record, run_query
 
 router = APIRouter(prefix="/v1", tags=["records"])
