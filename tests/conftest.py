@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,3 +86,11 @@ def runtime(store: Store, database_url: str, tmp_path: Path) -> Iterator[object]
     rt.store.command("TRUNCATE TABLE IF EXISTS records")
     rt.store.command("TRUNCATE TABLE IF EXISTS quarantine")
     yield rt
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago, for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,21 +15,15 @@ import httpx
 import pytest
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
-def test_demo_then_serve_answers_with_the_printed_key(tmp_path: Path) -> None:
+def test_demo_then_serve_answers_with_the_printed_key(tmp_path: Path, free_port: int) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECORDBANK_")}
     env["RECORDBANK_DATA_DIR"] = str(tmp_path / "data")
     cli = [sys.executable, "-m", "recordbank.cli"]
     demo = subprocess.run([*cli, "demo", "--rows", "200", "--dest", str(tmp_path / "sample")],
                           env=env, capture_output=True, text=True, timeout=300)
     assert demo.returncode == 0, demo.stderr[-2000:]
-    port = _free_port()
+    port = free_port
     server = subprocess.Popen([*cli, "serve", "--demo", "--port", str(port),
                                "--log-level", "warning"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, start_new_session=True)

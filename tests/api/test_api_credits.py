@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -68,18 +67,14 @@ def test_store_unavailable_is_503_and_free(runtime: Runtime, database_url: str) 
         assert not h.json()["data"]["checks"]["store"]["ok"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.fixture
-def live_api(runtime: Runtime, database_url: str) -> Iterator[tuple[str, Api]]:
+def live_api(runtime: Runtime, database_url: str,
+             free_port: int) -> Iterator[tuple[str, Api]]:
     """A real uvicorn server on a thread: requests arrive concurrently over TCP."""
     rt = api_runtime(runtime, database_url)
     app = create_app(runtime=rt)
-    port = _free_port()
+    port = free_port
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -22,7 +22,7 @@ from uuid import UUID
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from recordbank.config import Settings
-from recordbank.query.compile import TABLE, compile_query, cursor_values
+from recordbank.query.compile import TABLE, CompiledQuery, compile_query, cursor_values
 from recordbank.query.cursor import encode_cursor
 from recordbank.query.model import KIND, InvalidQuery, QueryRequest, check_fields
 from recordbank.store.client import Store, StoreBusy, quote_ident
@@ -82,12 +82,14 @@ def run_sql(store: Store, sql: str, parameters: dict[str, Any],
         raise StoreUnavailable("the record store cannot be reached") from exc
 
 
-def run_query(store: Store, q: QueryRequest, settings: Settings) -> Page:
+def run_query(store: Store, q: QueryRequest, settings: Settings,
+              compiled: CompiledQuery | None = None) -> Page:
     """One page of q. Raises InvalidQuery before touching the store, then QueryTimeout or
-    StoreUnavailable."""
+    StoreUnavailable. `compiled`: q already compiled with these settings (a caller that
+    compiles first to refuse bad input before charging need not compile twice)."""
     secret = settings.resolved_secret_key()
-    cq = compile_query(q, secret=secret, max_offset=settings.max_offset,
-                       count_cap=settings.count_cap)
+    cq = compiled or compile_query(q, secret=secret, max_offset=settings.max_offset,
+                                   count_cap=settings.count_cap)
     started = time.perf_counter()
     count = _COUNT_POOL.submit(run_sql, store, cq.count_sql, cq.count_parameters, settings)
     try:

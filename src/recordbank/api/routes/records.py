@@ -48,8 +48,8 @@ def run_billed_query(ctx: AppContext, caller: Principal, request: Request, q: Qu
     """Hold -> query -> settle, with the idempotent replay around it."""
     caller.require("query")
     try:  # refuse a bad query (fields, operators, values, cursor) before holding anything
-        compile_query(q, secret=ctx.secret, max_offset=ctx.settings.max_offset,
-                      count_cap=ctx.settings.count_cap)
+        compiled = compile_query(q, secret=ctx.secret, max_offset=ctx.settings.max_offset,
+                                 count_cap=ctx.settings.count_cap)
     except InvalidQuery as exc:
         raise store_failure(exc) from exc
     max_cost = ctx.pricing.max_cost(q.limit, ctx.settings.billable_time_limit)
@@ -71,7 +71,7 @@ def run_billed_query(ctx: AppContext, caller: Principal, request: Request, q: Qu
     try:
         meter.hold(max_cost)
         try:
-            page = run_query(ctx.store, q, ctx.settings)
+            page = run_query(ctx.store, q, ctx.settings, compiled)
         except (InvalidQuery, QueryTimeout, StoreUnavailable) as exc:
             raise store_failure(exc) from exc
         remaining = meter.settle(ctx.pricing.cost(len(page.rows), page.query_ms / 1000))
