@@ -38,8 +38,9 @@ class Settings(BaseSettings):
     price_per_row: Decimal = Decimal("0.01")
     price_per_second: Decimal = Decimal("1")
     price_free_seconds: int = 1
-    # max_execution_time of every API query (fractions allowed) -> 504 QUERY_TIMEOUT.
-    query_time_limit_seconds: float = Field(default=10, gt=0, le=3600)
+    # max_execution_time of every API query (fractions allowed) -> 504 QUERY_TIMEOUT. At least
+    # 1 ms: ClickHouse reads a value that rounds to 0 as "no limit".
+    query_time_limit_seconds: float = Field(default=10, ge=0.001, le=3600)
     count_cap: int = Field(default=10_000_000, ge=1)  # exact total_records up to this
     max_offset: int = Field(default=10_000, ge=0)
     max_request_bytes: int = Field(default=1_048_576, ge=1024)  # JSON bodies -> 413
@@ -49,6 +50,8 @@ class Settings(BaseSettings):
     key_cache_seconds: float = Field(default=0.5, ge=0, le=1)  # revocation reaches all in 1 s
     hold_ttl_seconds: int = Field(default=900, ge=60)  # open holds older than this are stale
     export_chunk_rows: int = Field(default=65_536, ge=1024)
+    # An export stops here, ending its stream with the cut signal (reason "time_limit").
+    export_time_limit_seconds: float = Field(default=1800, ge=0.001, le=86_400)
 
     def resolved_store_url(self) -> str:
         if self.store_url:

@@ -31,6 +31,7 @@ from recordbank.query.export import (
     export_sql,
     stream_export,
 )
+from recordbank.query.run import QueryTimeout
 from recordbank.schema import FIELDS
 from recordbank.store.client import Store
 from recordbank.store.ddl import apply_migrations
@@ -73,10 +74,10 @@ def put(store: Store, rows: list[dict[str, Any]]) -> None:
 def run(store: Store, fmt: str, fields: list[str], path: str = "chdb", *,
         where: str = "1", order: str = "source_row", params: dict[str, Any] | None = None,
         max_rows: int | None = None, chunk_rows: int = 1024,
-        piece_bytes: int = 777) -> tuple[bytes, ExportStats]:
+        piece_bytes: int = 777, time_limit: float = 1800) -> tuple[bytes, ExportStats]:
     select = f"SELECT {', '.join(fields)} FROM records WHERE {where} ORDER BY {order}"
     stats = ExportStats()
-    settings = Settings(export_chunk_rows=chunk_rows)
+    settings = Settings(export_chunk_rows=chunk_rows, export_time_limit_seconds=time_limit)
     if path == "chdb":
         chunks = stream_export(store, select, params or {}, fields, fmt, max_rows=max_rows,
                                settings=settings, stats=stats)
@@ -432,6 +433,51 @@ def test_exports_leave_no_client_or_thread_behind(records: Store) -> None:
         stream_export(records, "SELECT email FROM records", {}, ["email"], fmt,  # never run
                       max_rows=None, settings=Settings(), stats=ExportStats())
     assert (len(records._clients), threading.active_count()) == (clients, threads)
+
+
+# --- the export time limit ------------------------------------------------------------------
+
+def test_the_time_limit_rides_in_the_sql() -> None:
+    sql = export_sql("SELECT email FROM records", ["email"], "csv", None, 1024, time_limit=90)
+    assert sql.rstrip().endswith("max_execution_time = 90.0")
+    assert "max_execution_time" not in export_sql("SELECT email FROM records", ["email"],
+                                                  "csv", None, 1024)
+
+
+@pytest.mark.parametrize("name", ["export_time_limit_seconds", "query_time_limit_seconds"])
+@pytest.mark.parametrize("value", [0, 1e-9, -1, 10**9])
+def test_a_time_limit_the_engine_would_read_as_none_is_refused(name: str, value: float) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):  # ClickHouse takes a max_execution_time of 0 as "none"
+        Settings(**{name: value})
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_export_stopped_by_its_time_limit_says_so(records: Store, fmt: str) -> None:
+    """Each 8,192-row granule takes ~0.25 s to read (sleepEachRow), in table order (no sort
+    holds rows back); the limit stops the query after a few, and the rows sent so far still
+    make a valid file that carries the signal."""
+    put(records, [person(i) for i in range(30_000)])
+    data, stats = run(records, fmt, ALL, where="sleepEachRow(0.00003) = 0", time_limit=0.5,
+                      order="country, created_date, id")
+    got, signal = decode(fmt, data)
+    assert 0 < stats.rows < 30_000 and len(got) == stats.rows
+    assert len({r["source_row"] for r in got}) == stats.rows
+    assert (stats.stopped_short, stats.reason) == (True, "time_limit")
+    if fmt == "csv":
+        assert signal == {"line": "# export stopped at the export time limit: "
+                                  "more rows may match"}
+    else:
+        assert signal == {"rows": stats.rows, "complete": False, "reason": "time_limit"}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_time_limit_before_the_first_row_is_a_timeout(records: Store, fmt: str) -> None:
+    put(records, [person(i) for i in range(8000)])
+    with pytest.raises(QueryTimeout):  # the route answers 504 and charges nothing
+        run(records, fmt, ["email"], where="sleepEachRow(0.0001) + source_row > 1000000",
+            time_limit=0.3, order="country, created_date, id")
 
 
 @pytest.mark.parametrize("path", PATHS)

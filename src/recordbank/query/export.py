@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
@@ -35,7 +35,14 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from recordbank.config import Settings
-from recordbank.query.export_engine import ahead, bind, chdb_blocks, client_pieces
+from recordbank.query.export_engine import (
+    EngineTimeLimit,
+    ahead,
+    bind,
+    chdb_blocks,
+    client_pieces,
+)
+from recordbank.query.run import QueryTimeout
 from recordbank.schema import FIELD_BY_NAME
 from recordbank.store.client import Store, quote_ident, sql_string
 
@@ -47,6 +54,7 @@ MEDIA_TYPES: Final[dict[str, str]] = {
 }
 PARQUET_METADATA_KEY: Final = "recordbank.export"
 CUT_REASON: Final = "max_rows"
+TIME_REASON: Final = "time_limit"
 
 _TEXT_FORMAT: Final = {"csv": "CSV", "ndjson": "TSVRaw"}  # Parquet comes from Arrow
 # Settings ride in the SQL (call settings would make clickhouse-connect buffer everything).
@@ -60,6 +68,7 @@ _SETTINGS: Final = {
             "max_bytes_ratio_before_external_sort": "0"},
 }
 _STRINGS: Final = ("String", "LowCardinality(String)")
+T = TypeVar("T")
 _REPETITIVE: Final = ("source_file", "city")  # plain String fields with few distinct values
 
 
@@ -85,7 +94,8 @@ def stream_export(store: Store, select_sql: str, parameters: dict[str, Any], fie
     if max_rows is not None and (isinstance(max_rows, bool) or max_rows < 0):
         raise ValueError("max_rows must be a non-negative integer or None")
     limit = None if max_rows is None else max_rows + 1
-    sql = export_sql(select_sql, fields, fmt, limit, settings.export_chunk_rows)
+    sql = export_sql(select_sql, fields, fmt, limit, settings.export_chunk_rows,
+                     time_limit=settings.export_time_limit_seconds)
     return _stream(store, sql, parameters, fields, fmt, max_rows, settings.export_chunk_rows,
                    stats, chdb_stream=store.embedded)
 
@@ -121,7 +131,7 @@ def _stream(store: Store, sql: str, parameters: dict[str, Any], fields: list[str
 # --- SQL ---------------------------------------------------------------------------------------
 
 def export_sql(select_sql: str, fields: list[str], fmt: str, limit: int | None,
-               block_rows: int) -> str:
+               block_rows: int, *, time_limit: float | None = None) -> str:
     """Wrap the compiled SELECT: per-format cells, the row cap and our settings. The outer
     query only projects and limits, so the inner ORDER BY survives (checked on 5M rows with
     a sort off the table key and 4 threads)."""
@@ -134,6 +144,8 @@ def export_sql(select_sql: str, fields: list[str], fmt: str, limit: int | None,
     if limit is not None:
         sql += f"\nLIMIT {int(limit)}"
     merged = {**_SETTINGS["all"], "max_block_size": str(int(block_rows)), **_SETTINGS[fmt]}
+    if time_limit is not None:
+        merged["max_execution_time"] = repr(float(time_limit))
     return sql + "\nSETTINGS " + ", ".join(f"{k} = {v}" for k, v in merged.items())
 
 
@@ -228,6 +240,7 @@ def _text_export(pieces: Generator[tuple[bytes, int | None], None, None], fmt: s
     counter = _RecordEnds(csv)
     pending = header  # sent with the first data, so the query has run before anything is sent
     reached = False
+    pieces = _until_time_limit(pieces, stats, started=lambda: pending != header)
     try:
         for piece, known_rows in pieces:
             if not piece:
@@ -254,7 +267,7 @@ def _text_export(pieces: Generator[tuple[bytes, int | None], None, None], fmt: s
                 break
     finally:
         pieces.close()  # stops the engine query at once, also when cut short
-    if stats.stopped_short:
+    if stats.stopped_short and stats.reason is None:
         stats.reason = CUT_REASON
     tail = _trailer(fmt, stats, cap)
     if pending or tail:
@@ -264,9 +277,25 @@ def _text_export(pieces: Generator[tuple[bytes, int | None], None, None], fmt: s
 def _trailer(fmt: str, stats: ExportStats, cap: int | None) -> bytes:
     if fmt == "ndjson":
         return json.dumps({"_export": _summary(stats)}, separators=(",", ":")).encode() + b"\n"
+    if stats.reason == TIME_REASON:
+        return b"# export stopped at the export time limit: more rows may match\n"
     if stats.stopped_short:
         return f"# export stopped at max_rows={cap}: more rows match\n".encode()
     return b""
+
+
+def _until_time_limit(source: Generator[T, None, None], stats: ExportStats, *,
+                      started: Callable[[], bool]) -> Generator[T, None, None]:
+    """The source's items until the engine stops the query at the export time limit. Before
+    any row the export fails (504, nothing charged); after some it ends normally with the cut
+    signal (reason time_limit), so the client knows the rows it has are not all."""
+    try:
+        yield from source
+    except EngineTimeLimit as exc:
+        if not started() and stats.rows == 0:
+            raise QueryTimeout("the export hit its time limit before the first rows; "
+                               "narrow the filters") from exc
+        stats.stopped_short, stats.reason = True, TIME_REASON
 
 
 def _summary(stats: ExportStats) -> dict[str, Any]:
@@ -358,6 +387,8 @@ def _parquet_export(batches: Generator[pa.RecordBatch, None, None], schema: pa.S
         stats.rows += held
         group, held = [], 0
 
+    started = False
+    batches = _until_time_limit(batches, stats, started=lambda: started or held > 0)
     try:
         for batch in batches:
             if cap is not None and stats.rows + held + batch.num_rows > cap:
@@ -368,13 +399,14 @@ def _parquet_export(batches: Generator[pa.RecordBatch, None, None], schema: pa.S
             if held >= group_rows or stats.stopped_short:
                 flush()
                 if data := sink.take():
+                    started = True
                     yield data
             if stats.stopped_short:
                 break
     finally:
         batches.close()
     flush()
-    if stats.stopped_short:
+    if stats.stopped_short and stats.reason is None:
         stats.reason = CUT_REASON
     writer.add_key_value_metadata({PARQUET_METADATA_KEY: json.dumps(_summary(stats))})
     writer.close()

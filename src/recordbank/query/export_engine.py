@@ -23,6 +23,11 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 from recordbank.store.client import Store
 
 T = TypeVar("T")
+TIMEOUT_EXCEEDED = 159
+
+
+class EngineTimeLimit(Exception):
+    """The engine stopped the export's query at its max_execution_time."""
 
 
 def bind(store: Store, sql: str, parameters: dict[str, Any]) -> tuple[str, dict[str, str]]:
@@ -47,6 +52,8 @@ def chdb_blocks(store: Store, query: str, params: dict[str, str],
     except RuntimeError as exc:  # chDB's errors
         message = str(exc)
         code = re.search(r"Code: (\d+)", message)
+        if code and int(code.group(1)) == TIMEOUT_EXCEEDED:
+            raise EngineTimeLimit(message[code.start():]) from exc
         raise DatabaseError(message[code.start():] if code else message,
                             code=int(code.group(1)) if code else None) from exc
     finally:
