@@ -344,5 +344,3 @@ def datetime_param(value: Any, bad: Callable[[str], InvalidQuery]) -> str:
         raise bad("an ISO 8601 date-time") from None
     return parsed.isoformat(sep=" ", timespec="microseconds")
 
-
-from recordbank.query.params import query_from_params  # noqa: E402,F401  TEMP: running bench
