@@ -107,7 +107,10 @@ stream.close(), conn.close()
 sec = time.perf_counter() - t
 out["engine_csv"] = {"rows": rows, "bytes": size, "seconds": round(sec, 3),
                      "rows_per_s": round(rows / sec)}
-select, params, names = compile_select(query_from_params([("country", "US")]), limit=None)
+# the order the API gives an export without a sort: the table's (read in order, no sort)
+from recordbank.api.routes.export import EXPORT_ORDER
+select, params, names = compile_select(
+    query_from_params([("country", "US"), ("_sort", ",".join(EXPORT_ORDER))]), limit=None)
 for fmt in ("csv", "ndjson", "parquet"):
     stats, size, t = ExportStats(), 0, time.perf_counter()
     for piece in stream_export(s, select, params, names, fmt, max_rows=None,
