@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     native_reads: bool = True
     max_decompressed_bytes: int = 50 * 1024**3
     max_compression_ratio: int = 200
+    # HTTP uploads (POST /v1/ingest/uploads) land here before a worker ingests them; bodies
+    # over max_upload_bytes are refused with 413 as their bytes arrive.
+    landing_dir: Path | None = None  # default: data_dir/landing
+    max_upload_bytes: int = Field(default=20 * 1024**3, ge=1)
 
     # API. The secret signs cursors; several API processes must share it (default: a random
     # secret kept in data_dir/secret_key, created on first use).
@@ -50,6 +54,15 @@ class Settings(BaseSettings):
     key_cache_seconds: float = Field(default=0.5, ge=0, le=1)  # revocation reaches all in 1 s
     hold_ttl_seconds: int = Field(default=900, ge=60)  # open holds older than this are stale
     export_chunk_rows: int = Field(default=65_536, ge=1024)
+    # Ingest queue workers that `recordbank serve` runs as threads (0: none, e.g. when separate
+    # `recordbank worker` processes do the work).
+    ingest_workers: int = Field(default=1, ge=0, le=64)
+    # A landing folder `recordbank serve` scans for new files (unset: none).
+    watch_dir: Path | None = None
+    watch_interval_seconds: float = Field(default=10, ge=0.1, le=86_400)
+    watch_settle_seconds: float = Field(default=2, ge=0, le=3600)  # unchanged this long first
+    # `recordbank serve` runs the scheduled HTTP sources that are due (`recordbank sources`).
+    http_sources_enabled: bool = True
     # An export stops here, ending its stream with the cut signal (reason "time_limit").
     export_time_limit_seconds: float = Field(default=1800, ge=0.001, le=86_400)
 
@@ -87,6 +100,10 @@ class Settings(BaseSettings):
         secret = path.read_text().strip()
         _secrets[str(path.resolve())] = secret
         return secret
+
+    def resolved_landing_dir(self) -> Path:
+        """Absolute: the path goes into the job, and a worker may run in another directory."""
+        return (self.landing_dir or self.data_dir / "landing").resolve()
 
     @property
     def work_dir(self) -> Path:

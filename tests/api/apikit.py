@@ -58,6 +58,12 @@ class Api:
             headers["X-API-Key"] = key
         return self.client.post(path, headers=headers, **kw)
 
+    def delete(self, path: str, key: str | None = None, **kw: Any) -> Any:
+        headers = kw.pop("headers", {})
+        if key:
+            headers["X-API-Key"] = key
+        return self.client.delete(path, headers=headers, **kw)
+
     def balance(self, user_id: int) -> int:
         return ledger.balance(self.runtime.engine, user_id)
 
@@ -65,7 +71,9 @@ class Api:
 def api_runtime(runtime: Runtime, database_url: str, **overrides: Any) -> Runtime:
     settings = runtime.settings.model_copy(update={
         "rate_limit": TEST_RATE_LIMIT, "redis_url": redis_url_for(database_url),
-        "redis_prefix": f"rbtest:{uuid.uuid4().hex[:8]}", **overrides})
+        "redis_prefix": f"rbtest:{uuid.uuid4().hex[:8]}",
+        # No queue workers unless a test asks: tests drive job states through the queue itself.
+        "ingest_workers": 0, **overrides})
     return Runtime(settings=settings, store=runtime.store, engine=runtime.engine)
 
 

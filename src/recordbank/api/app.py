@@ -16,11 +16,25 @@ from recordbank.api.auth import KeyCache
 from recordbank.api.context import AppContext
 from recordbank.api.middleware import RequestMiddleware
 from recordbank.api.ratelimit import RateLimiter
-from recordbank.api.routes import account, export, health, records
+from recordbank.api.routes import (
+    account,
+    admin_accounts,
+    admin_reports,
+    admin_sources,
+    admin_webhooks,
+    export,
+    health,
+    ingest,
+    records,
+)
 from recordbank.billing import ledger
 from recordbank.billing.pricing import Pricing
 from recordbank.billing.view import CreditView
 from recordbank.config import Settings, get_settings
+from recordbank.ingest.http_source import SourceScheduler
+from recordbank.ingest.watch import FolderWatcher, WatchLoop
+from recordbank.ingest.worker import WorkerPool
+from recordbank.notify.dispatch import DispatchLoop
 from recordbank.runtime import Runtime, open_runtime
 from recordbank.usage.log import UsageLog
 
@@ -69,6 +83,15 @@ async def _release_stale_holds(ctx: AppContext) -> None:
         await asyncio.sleep(min(60, ctx.settings.hold_ttl_seconds / 4))
 
 
+def _watch_loop(runtime: Runtime) -> WatchLoop | None:
+    settings = runtime.settings
+    if settings.watch_dir is None:
+        return None
+    watcher = FolderWatcher(runtime.engine, settings.watch_dir,
+                            settle_seconds=settings.watch_settle_seconds)
+    return WatchLoop(watcher, settings.watch_interval_seconds).start()
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
     runtime = runtime or open_runtime(settings or get_settings())
     ctx = build_context(runtime)
@@ -76,9 +99,21 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         sweeper = asyncio.create_task(_release_stale_holds(ctx))
+        # The ingest queue's workers live in this process: the embedded store allows no other.
+        workers = WorkerPool(runtime, runtime.settings.ingest_workers).start()
+        watch = _watch_loop(runtime)
+        deliveries = DispatchLoop(runtime.engine).start()  # webhooks
+        http_sources = (SourceScheduler(runtime.engine, runtime.settings.resolved_landing_dir())
+                        .start() if runtime.settings.http_sources_enabled else None)
         try:
             yield
         finally:
+            if http_sources is not None:
+                http_sources.close()
+            deliveries.close()
+            if watch is not None:
+                watch.close()
+            workers.close()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
@@ -90,7 +125,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                   lifespan=lifespan)
     app.state.ctx = ctx
     errors.install(app)
-    for module in (health, records, export, account):
+    for module in (health, records, export, account, admin_reports, admin_accounts, admin_webhooks,
+                   admin_sources, ingest):
         app.include_router(module.router)
     app.add_middleware(RequestMiddleware, usage=ctx.usage,
                        max_body=runtime.settings.max_request_bytes)

@@ -69,3 +69,13 @@ async def get_principal(
 
 
 Caller = Annotated[Principal, Depends(get_principal)]
+
+
+async def require_admin(caller: Caller) -> Principal:
+    """The admin API: the caller's key must be an admin key (admin role or admin scope)."""
+    if not caller.is_admin:
+        raise ApiError(403, "FORBIDDEN", "the admin API needs an admin API key")
+    return caller
+
+
+Admin = Annotated[Principal, Depends(require_admin)]

@@ -8,6 +8,7 @@ from recordbank.api.auth import Principal
 from recordbank.api.context import AppContext
 from recordbank.api.errors import ApiError
 from recordbank.billing import ledger
+from recordbank.notify import webhooks
 
 
 class Meter:
@@ -56,6 +57,9 @@ class Meter:
                               request_id=self.request.state.request_id)
             self.remaining = ledger.balance(self.ctx.engine, self.caller.user_id)
         self.request.state.credits_charged = self.charged
+        if self.charged:  # webhooks whose balance threshold this charge went below
+            webhooks.balance_changed(self.ctx.engine, self.caller.user_id,
+                                     before=self.remaining + self.charged, after=self.remaining)
         return self.remaining
 
     def release(self, reason: str) -> None:

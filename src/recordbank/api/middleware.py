@@ -22,6 +22,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 LOGGED_PREFIX = "/v1/"
 BODY_KEPT = 4096  # bytes of a JSON body kept as the logged parameters
+# Routes that stream big bodies and enforce their own limit; their bodies are not logged.
+OWN_BODY_LIMIT = frozenset({"/v1/ingest/uploads"})
 
 
 class PayloadTooLarge(Exception):
@@ -55,9 +57,11 @@ class RequestMiddleware:
         status = 500
         kept = bytearray()
         seen = 0
+        own_limit = scope.get("path") in OWN_BODY_LIMIT
+        max_body, body_kept = (float("inf"), 0) if own_limit else (self.max_body, BODY_KEPT)
 
         length = next((v for k, v in headers if k == b"content-length"), None)
-        if length is not None and length.isdigit() and int(length) > self.max_body:
+        if length is not None and length.isdigit() and int(length) > max_body:
             await self._too_large(send, request_id)
             status = 413
             state["error_code"] = "PAYLOAD_TOO_LARGE"
@@ -70,10 +74,10 @@ class RequestMiddleware:
             if message["type"] == "http.request":
                 body = message.get("body", b"")
                 seen += len(body)
-                if seen > self.max_body:
+                if seen > max_body:
                     raise PayloadTooLarge
-                if len(kept) < BODY_KEPT:
-                    kept.extend(body[: BODY_KEPT - len(kept)])
+                if len(kept) < body_kept:
+                    kept.extend(body[: body_kept - len(kept)])
             return message
 
         async def send_with_headers(message: Message) -> None:

@@ -53,4 +53,6 @@ def serve(
         out.print(f"  open {base}/docs\n")
     console.print(f"serving on http://{host}:{port} (Ctrl-C to stop)")
     # No access log: the usage log records every request, without anything secret in it.
-    uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+    # Open event streams (GET /v1/ingest/jobs/{id}/events) must not hold a shutdown forever.
+    uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False,
+                timeout_graceful_shutdown=5)

@@ -35,3 +35,13 @@ class NoIdentityColumns(IngestError):
     """No column maps to any identity field: every row would be quarantined."""
 
     code = "mapping:no-identity"
+
+
+class JobCancelled(IngestError):
+    """Someone asked the job to stop; it stopped at a stage boundary and left nothing."""
+
+    code = "job:cancelled"
+
+
+class LeaseLost(Exception):
+    """Another worker holds this job now (ours timed out): stop and touch nothing of it."""

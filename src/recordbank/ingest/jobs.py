@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from recordbank.db.models import IngestedFile, Job
 from recordbank.db.session import session_scope
+from recordbank.notify import webhooks
 
 # A running job whose worker has not beaten for this long is considered dead and resumable.
 STALE_AFTER = timedelta(seconds=60)
@@ -120,11 +121,26 @@ def finish_job(engine: Engine, job_id: int, *, register: bool, **fields: Any) ->
         if register and job.checksum and s.get(IngestedFile, job.checksum) is None:
             s.add(IngestedFile(checksum=job.checksum, size_bytes=job.size_bytes or 0,
                                name=job.file_name, job_id=job.id, first_seen=_now()))
+        webhooks.emit(s, "job.completed", job_event(job))
 
 
 def fail_job(engine: Engine, job_id: int, error: str, code: str, **fields: Any) -> None:
-    update_job(engine, job_id, status="failed", error=error, error_code=code,
-               finished_at=_now(), **fields)
+    """Mark a failed attempt. A queued job's final failure is announced by the queue, which
+    alone knows whether the job will be retried; a direct ingest's failure is final here."""
+    with session_scope(engine) as s:
+        job = _apply(s, job_id, {"status": "failed", "error": error, "error_code": code,
+                                 "finished_at": _now(), **fields})
+        if job.origin is None:
+            webhooks.emit(s, "job.failed", job_event(job))
+
+
+def job_event(job: Job) -> dict[str, Any]:
+    """What a job.completed / job.failed webhook says about the job."""
+    return {"job_id": job.id, "status": job.status, "source": job.source,
+            "file_name": job.file_name, "origin": job.origin, "rows_read": job.rows_read,
+            "rows_inserted": job.rows_inserted, "rows_duplicate": job.rows_duplicate,
+            "rows_quarantined": job.rows_quarantined, "error": job.error,
+            "error_code": job.error_code}
 
 
 def get_job(engine: Engine, job_id: int) -> Job | None:

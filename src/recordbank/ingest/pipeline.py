@@ -21,6 +21,7 @@ from recordbank.ingest.compression import decompress_to, sniff_compression
 from recordbank.ingest.detect import Detected, check_utf8, detect, transcode_to_utf8
 from recordbank.ingest.errors import (
     IngestError,
+    LeaseLost,
     NoIdentityColumns,
     NoUsableTable,
     UnreadableFile,
@@ -97,9 +98,13 @@ class IngestResult:
 
 
 class Ingestor:
-    def __init__(self, runtime: Runtime, progress: ProgressFn | None = None) -> None:
+    def __init__(self, runtime: Runtime, progress: ProgressFn | None = None,
+                 checkpoint: Callable[[], None] | None = None) -> None:
+        """checkpoint: called at each stage boundary (before each part, before publishing);
+        a queue worker raises JobCancelled or LeaseLost there to stop the job."""
         self.rt = runtime
         self.progress = progress or (lambda *_: None)
+        self.checkpoint = checkpoint or (lambda: None)
 
     def ingest(self, path: Path, options: IngestOptions) -> IngestResult:
         path = Path(path).resolve()
@@ -116,6 +121,11 @@ class Ingestor:
                                 error=f"job {claim.job_id} is ingesting this file right now")
         return self._run(claim.job_id, path, source, checksum, options,
                          resume=claim.kind == "resume")
+
+    def run_job(self, job_id: int, path: Path, *, source: str, checksum: str,
+                options: IngestOptions, resume: bool) -> IngestResult:
+        """Run a job the queue handed out (ingest/worker.py): the claim is already made."""
+        return self._run(job_id, Path(path), source, checksum, options, resume=resume)
 
     def _run(self, job_id: int, path: Path, source: str, checksum: str,
              options: IngestOptions, resume: bool) -> IngestResult:
@@ -135,6 +145,7 @@ class Ingestor:
             reports: list[dict[str, Any]] = []
             offset = 0
             for part in parts:
+                self.checkpoint()
                 t0 = time.perf_counter()
                 rel, detected = self._relation(part, job_id, options, config)
                 timings["read"] = timings.get("read", 0) + time.perf_counter() - t0
@@ -160,6 +171,7 @@ class Ingestor:
                 raise IngestError("the file holds no data rows")
             result.quarantined = int(store.scalar(
                 f"SELECT count() FROM {clean} WHERE notEmpty(reasons)"))
+            self.checkpoint()  # the last moment to stop: nothing is published yet
             jobs.update_job(engine, job_id, stage="publish")
             self.progress(Progress(job_id, "publish", result.rows_read, result.rows_read,
                                    result.quarantined))
@@ -180,6 +192,8 @@ class Ingestor:
             result.status = "succeeded"
             self._drop_work(job_id, work)
             return result
+        except LeaseLost:
+            raise  # the job is another worker's now: its rows and state are not ours to touch
         except Exception as exc:  # every failure becomes the job's error, rows rolled back
             if isinstance(exc, IngestError):
                 code, message = exc.code, str(exc)

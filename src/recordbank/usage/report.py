@@ -31,7 +31,7 @@ _HISTORY_COLUMNS = ("id", "created_at", "request_id", "key_id", "method", "path"
                     "client")
 
 
-def _utc(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
     """Naive datetimes are taken as UTC; aware ones are converted."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
@@ -40,18 +40,18 @@ def _filters(user_id: int, since: datetime | None, until: datetime | None,
              endpoint: str | None = None) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = [_T.c.user_id == user_id]
     if since is not None:
-        conds.append(_T.c.created_at >= _utc(since))
+        conds.append(_T.c.created_at >= as_utc(since))
     if until is not None:
-        conds.append(_T.c.created_at < _utc(until))
+        conds.append(_T.c.created_at < as_utc(until))
     if endpoint is not None:
         conds.append(_T.c.path == endpoint)
     return conds
 
 
-def _iso_time(value: datetime | str) -> str:
+def iso_time(value: datetime | str) -> str:
     if isinstance(value, str):  # defensive: a driver that hands back text
         value = datetime.fromisoformat(value)
-    return _utc(value).isoformat()
+    return as_utc(value).isoformat()
 
 
 def history(engine: Engine, user_id: int, *, limit: int, offset: int,
@@ -74,12 +74,12 @@ def history(engine: Engine, user_id: int, *, limit: int, offset: int,
     out: list[dict[str, Any]] = []
     for row in rows:
         item = dict(row)
-        item["created_at"] = _iso_time(row["created_at"])
+        item["created_at"] = iso_time(row["created_at"])
         out.append(item)
     return out, total
 
 
-def _utc_day(dialect: str) -> ColumnElement[Any]:
+def utc_day(dialect: str) -> ColumnElement[Any]:
     if dialect == "postgresql":
         # literal 'UTC' (not a bound parameter) so the GROUP BY expression matches the SELECT
         return cast(func.timezone(literal_column("'UTC'"), _T.c.created_at), Date)
@@ -89,7 +89,7 @@ def _utc_day(dialect: str) -> ColumnElement[Any]:
 def totals(engine: Engine, user_id: int, *, since: datetime | None = None,
            until: datetime | None = None) -> list[dict[str, Any]]:
     """Per UTC day and endpoint: requests, rows, credits, errors (status >= 400); oldest first."""
-    day = _utc_day(engine.dialect.name).label("day")
+    day = utc_day(engine.dialect.name).label("day")
     stmt = (
         select(
             day,

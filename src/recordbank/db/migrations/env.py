@@ -2,8 +2,11 @@
 
 from alembic import context
 
+import recordbank.accounts.audit
 import recordbank.accounts.models
 import recordbank.billing.models
+import recordbank.ingest.http_sources_model
+import recordbank.notify.models
 import recordbank.usage.models  # noqa: F401 - every table in Base.metadata
 from recordbank.db.models import Base
 

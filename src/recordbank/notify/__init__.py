@@ -1,0 +1,1 @@
+"""Notifications: signed webhooks for job outcomes and low balances, delivered with retries."""
