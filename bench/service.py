@@ -156,7 +156,9 @@ def service(files: list[Path], data: Path, workers: int) -> dict[str, Any]:
             "rows_per_s": round(rows / seconds), "workers": workers, "failed_jobs": failed,
             "sse_progress_events": len(delays),
             "sse_delay_p50_s": round(delays[len(delays) // 2], 3) if delays else None,
-            "sse_delay_max_s": round(delays[-1], 3) if delays else None}
+            "sse_delay_p90_s": round(delays[int(len(delays) * 0.9)], 3) if delays else None,
+            "sse_delay_max_s": round(delays[-1], 3) if delays else None,
+            "sse_events_over_1s": sum(d > 1 for d in delays)}
 
 
 def big_upload(work: Path, gigabytes: float) -> dict[str, Any]:
