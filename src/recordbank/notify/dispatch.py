@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, func, select, text
 
 from recordbank.db.session import session_scope
 from recordbank.notify.models import Webhook, WebhookDelivery
@@ -124,8 +124,6 @@ class Dispatcher:
 def deliveries(engine: Engine, *, webhook_id: int | None = None, status: str | None = None,
                limit: int = 100, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """Deliveries for admins, newest first, with the total."""
-    from sqlalchemy import func
-
     q = select(WebhookDelivery)
     if webhook_id is not None:
         q = q.where(WebhookDelivery.webhook_id == webhook_id)
