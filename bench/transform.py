@@ -28,7 +28,12 @@ from typing import Any
 from recordbank.ingest import normalize as norm
 from recordbank.ingest.loading import Relation, csv_relation
 from recordbank.ingest.mapping import map_columns
-from recordbank.ingest.transform import SourceSettings, create_clean_table, transform_sql
+from recordbank.ingest.transform import (
+    SourceSettings,
+    create_clean_table,
+    transform_params,
+    transform_sql,
+)
 from recordbank.sample import write_bench_files
 from recordbank.store.client import Store, open_store
 
@@ -96,7 +101,7 @@ def run(store: Store, path: Path, runs: int, only: set[str]) -> dict[str, dict[s
     settings = SourceSettings(date_order="YMD")
     table = create_clean_table(store, 1)
     sql = transform_sql(rel, mapping, settings, table)
-    params = {**rel.params, "file_key": "x"}
+    params = transform_params(rel, "x")
     qsettings = {**rel.settings, "max_query_size": 16 << 20, "max_insert_threads": 2}
     p = {"p": str(path)}
     results: dict[str, list[tuple[float, float]]] = {}

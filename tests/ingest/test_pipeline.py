@@ -229,3 +229,22 @@ def test_zip_with_several_members_numbers_rows_across_them(runtime, tmp_path: Pa
                               "ORDER BY source_row", {"j": result.job_id})
     assert rows == [(4,), (10,)]  # the second member's row 4 is the archive's row 10
     assert [f["format"] for f in result.mapping_report["files"]] == ["csv", "jsonl"]
+
+
+@pytest.mark.parametrize("encoding, invalid", [("cp1252", False), ("utf-8", True)])
+def test_a_utf8_copy_is_made_in_the_work_folder_not_beside_the_file(
+        runtime, tmp_path: Path, encoding: str, invalid: bool) -> None:
+    """A watched folder must not find a transcoded copy beside its file (it would queue it)."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    path = write_csv(inbox / "people.csv", ",", encoding)
+    if invalid:  # a bad byte past the 1 MiB detection sample: rows kept, the byte replaced
+        data = path.read_bytes()
+        last = data.rstrip(b"\n").rsplit(b"\n", 1)[1] + b"\n"
+        path.write_bytes(data + last * (1_100_000 // len(last)) + last[:1] + b"\xff" + last[1:])
+    result = _ingest(runtime, path)
+    assert result.status == "succeeded", result.error
+    notes = " ".join(" ".join(f["detection"]) for f in result.mapping_report["files"])
+    assert ("invalid UTF-8" if invalid else "transcoded from") in notes
+    assert sorted(p.name for p in inbox.iterdir()) == ["people.csv"]
+    assert not (runtime.settings.work_dir / f"job_{result.job_id}").exists()

@@ -188,7 +188,8 @@ def drop_staging(store: Store, job_id: int) -> None:
 
 def _read_header(path: Path, delimiter: str, skip_lines: int,
                  quotechar: str) -> list[str] | None:
-    with path.open("r", encoding="utf-8", errors="replace", newline="") as fh:
+    # utf-8-sig: a byte-order mark is not part of the first name
+    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
         for _ in range(skip_lines):
             if not fh.readline():
                 return None

@@ -46,6 +46,7 @@ from recordbank.ingest.transform import (
     SourceSettings,
     clean_table,
     create_clean_table,
+    transform_params,
     transform_sql,
 )
 from recordbank.runtime import Runtime
@@ -157,7 +158,8 @@ class Ingestor:
                     if rel.fallback is None:
                         raise
                     # a record the sampled structure did not foresee: read it the slow way
-                    store.command(f"DELETE FROM {clean} WHERE source_row >= {int(offset)}")
+                    store.command(f"DELETE FROM {clean} WHERE source_row >= {{first:UInt64}}",
+                                  parameters={"first": offset})
                     t0 = time.perf_counter()
                     rel = rel.fallback()
                     timings["read"] += time.perf_counter() - t0
@@ -166,7 +168,7 @@ class Ingestor:
                                                    offset, options, config, reports, timings)
                 offset += rows
                 drop_staging(store, job_id)
-            result.rows_read = int(store.scalar(f"SELECT count() FROM {clean}"))
+            result.rows_read = offset  # each part counted the clean table after its insert
             if result.rows_read == 0:
                 raise IngestError("the file holds no data rows")
             result.quarantined = int(store.scalar(
@@ -262,12 +264,12 @@ class Ingestor:
         native = self.rt.settings.native_reads and store.embedded
         if fmt in ("csv", "tsv"):
             if detected.encoding not in (None, "utf-8", "ascii"):
-                target = path.parent / f"{path.name}.utf8"
+                target = _beside_in_work(path, job_id, self.rt.settings.work_dir)
                 path = transcode_to_utf8(path, detected.encoding, target)
                 detected.notes.append(f"transcoded from {detected.encoding} to UTF-8")
             elif (bad := check_utf8(path)) is not None:
                 # invalid bytes past the detection sample: keep every row, mark the bytes
-                target = path.parent / f"{path.name}.utf8"
+                target = _beside_in_work(path, job_id, self.rt.settings.work_dir)
                 path = transcode_to_utf8(path, "utf-8", target, errors="replace")
                 detected.notes.append(f"invalid UTF-8 from byte {bad}: such bytes were "
                                       "replaced by U+FFFD, rows kept")
@@ -318,14 +320,15 @@ class Ingestor:
                    job_id: int, checksum: str, offset: int, part: Path) -> int:
         store = self.rt.store
         before = offset  # the clean table holds exactly the rows of earlier parts
-        sql = transform_sql(rel, mapping, settings, clean, row_offset=offset)
+        sql = transform_sql(rel, mapping, settings, clean)
         expected = rel.staged_rows or _estimate_rows(part)
         stop = threading.Event()
         watcher = threading.Thread(target=self._watch, args=(job_id, clean, before, expected,
                                                              stop), daemon=True)
         watcher.start()
         try:
-            store.command(sql, parameters={**rel.params, "file_key": f"{checksum}:{part.name}"},
+            store.command(sql, parameters=transform_params(rel, f"{checksum}:{part.name}",
+                                                           row_offset=offset),
                           settings={**rel.settings, **BULK_INSERT, "max_query_size": 16 << 20})
         except Exception as exc:
             raise UnreadableFile(f"{part.name}: cannot read the data ({first_line(exc)})") \
@@ -380,6 +383,15 @@ def _sample(rel: Relation, store: Any, part: Path) -> dict[str, list[str | None]
         raise
     except Exception as exc:  # the engine could not parse the start of the file
         raise UnreadableFile(f"{part.name}: cannot read the data ({first_line(exc)})") from exc
+
+
+def _beside_in_work(path: Path, job_id: int, work_dir: Path) -> Path:
+    """Where a UTF-8 copy of `path` goes: in the job's work folder (dropped with it), never
+    beside a file of the caller's (a watched folder would take the copy for a new file)."""
+    work = work_dir / f"job_{job_id}"
+    folder = path.parent if path.resolve().is_relative_to(work.resolve()) else work
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{path.name}.utf8"
 
 
 def _first_char(path: Path) -> str:

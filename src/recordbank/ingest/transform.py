@@ -7,6 +7,7 @@ per-job table `clean_<job>` that the publish step deduplicates into `records`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from recordbank.ingest import normalize as norm
 from recordbank.ingest.loading import Relation
@@ -20,6 +21,7 @@ CLEAN_COLUMNS = (
     "reasons", "raw",
 )
 EMPTY = "''"
+ROW_OFFSET = "row_offset"  # the bound parameter: source_row of the relation's first row
 _CLEAN_DDL = """
 CREATE TABLE {table}
 (
@@ -52,13 +54,22 @@ def create_clean_table(store: Store, job_id: int) -> str:
     return table
 
 
+def transform_params(rel: Relation, file_key: str, row_offset: int = 0) -> dict[str, Any]:
+    """The bound values of transform_sql: the relation's own, the file key that names rows
+    without identity, and the archive member's first source_row."""
+    if row_offset < 0:
+        raise ValueError("row_offset cannot be negative")
+    return {**rel.params, "file_key": file_key, ROW_OFFSET: int(row_offset)}
+
+
 def transform_sql(rel: Relation, mapping: Mapping, settings: SourceSettings,
-                  table: str, row_offset: int = 0) -> str:
+                  table: str) -> str:
     """INSERT … SELECT that normalizes, validates and hashes every row of the relation.
 
     Three nested SELECTs keep the SQL small and each normalizer computed once per row:
     the relation's columns under short aliases; each normalizer's ``expr`` as ``n_<field>``;
     then values, codes, score, identity hash, metadata and quarantine outputs read from those.
+    Values come as bound parameters (transform_params), never in the text.
     """
     aliases = [f"_rb_s{i}" for i in range(len(rel.columns))]
     spares = [f"_rb_x{i}" for i in range(len(rel.spare_exprs))]
@@ -97,7 +108,7 @@ def transform_sql(rel: Relation, mapping: Mapping, settings: SourceSettings,
 
     defaults = {"created_date": "CAST(NULL, 'Nullable(Date32)')", "status": "'unknown'"}
     # source_row numbers continue across the members of an archive
-    sel: list[str] = [f"toUInt64(_rb_row) + {int(row_offset)} AS source_row"]
+    sel: list[str] = [f"toUInt64(_rb_row) + {{{ROW_OFFSET}:UInt64}} AS source_row"]
     for field in ("user_id", "address", "city", "name", "email", "country", "phone",
                   "created_date", "status"):
         value = read[field].value if field in read else defaults.get(field, EMPTY)
@@ -130,10 +141,13 @@ def transform_sql(rel: Relation, mapping: Mapping, settings: SourceSettings,
     sel.append(f"if({all_empty}, sipHash128('row', {{file_key:String}}, source_row), "
                f"sipHash128({', '.join(ident)})) AS f_hash")
 
-    raw_pairs = list(zip(rel.columns, aliases, strict=True))
-    raw_pairs += [(f"_extra_{i + 1}", e) for i, e in enumerate(spares)]
-    sel.append(f"if(notEmpty(f_reasons), {_string_map(raw_pairs, keep_empty=True)}, "
-               "CAST(map(), 'Map(String, String)')) AS f_raw")
+    # raw: every column, empty or not, then only the overflow fields a ragged row has (as the
+    # Python readers give them), so a rejected row reads the same whichever path read it
+    raw = _string_map(list(zip(rel.columns, aliases, strict=True)), keep_empty=True)
+    if spares:
+        extra = _string_map([(f"_extra_{i + 1}", e) for i, e in enumerate(spares)])
+        raw = f"mapConcat({raw}, {extra})"
+    sel.append(f"if(notEmpty(f_reasons), {raw}, CAST(map(), 'Map(String, String)')) AS f_raw")
 
     outputs = ("source_row", "f_hash", "f_user_id", "f_email", "f_name", "f_phone",
                "f_address", "f_city", "f_country", "f_created_date", "f_status",

@@ -6,7 +6,7 @@ the others (XML, Excel, PostgreSQL dumps, and anything needing transcoding) stre
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 # One row: column name -> value as text (None = absent / SQL NULL). Nested keys are flattened
@@ -28,15 +28,25 @@ class ReadOptions:
     notes: dict[str, object] = field(default_factory=dict)
 
 
-RowBatches = Iterator[Batch]
-
-
 def header_names(cells: Sequence[str]) -> list[str]:
-    """Column names from a header row: trimmed, blanks named column_N, repeats suffixed _2, _3."""
-    seen: dict[str, int] = {}
-    out = []
-    for i, cell in enumerate(cells):
-        name = cell.strip() or f"column_{i + 1}"
-        seen[name] = seen.get(name, 0) + 1
-        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    """Column names from a header row, the one rule for every reader (engine CSV, Python CSV
+    and TSV, Excel), so that the same file maps the same way whichever path reads it.
+
+    Trimmed, byte-order marks dropped, blanks named column_N (N = position from 1), repeats
+    suffixed _2, _3, ... A suffix never takes a name the header spells out itself, so every
+    name is unique and real headers keep theirs: ``a, a, a_2`` gives ``a, a_3, a_2``.
+    """
+    bases = [cell.replace("\ufeff", "").strip() for cell in cells]
+    spelled = {b for b in bases if b}
+    used: set[str] = set()
+    out: list[str] = []
+    for i, base in enumerate(bases):
+        name = base or f"column_{i + 1}"
+        if name in used or (not base and name in spelled):
+            n = 2
+            while f"{name}_{n}" in used or f"{name}_{n}" in spelled:
+                n += 1
+            name = f"{name}_{n}"
+        used.add(name)
+        out.append(name)
     return out

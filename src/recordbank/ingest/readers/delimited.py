@@ -16,8 +16,10 @@ csv.field_size_limit(sys.maxsize)
 
 
 def read(path: Path, options: ReadOptions) -> Iterator[Batch]:
-    with path.open("r", encoding=options.encoding or "utf-8", errors="replace",
-                   newline="") as fh:
+    encoding = options.encoding or "utf-8"
+    if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        encoding = "utf-8-sig"  # a byte-order mark is not part of the first field
+    with path.open("r", encoding=encoding, errors="replace", newline="") as fh:
         for _ in range(options.skip_lines):
             fh.readline()
         reader = csv.reader(fh, delimiter=options.delimiter or "\t",

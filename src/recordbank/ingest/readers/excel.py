@@ -25,7 +25,7 @@ from pathlib import Path
 from python_calamine import CalamineError, CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
 
 from recordbank.ingest.errors import EmptyFile, NoUsableTable, UnreadableFile, UnsafeFile
-from recordbank.ingest.readers.base import Batch, ReadOptions, Row
+from recordbank.ingest.readers.base import Batch, ReadOptions, Row, header_names
 
 HEADER_SEARCH_ROWS = 30  # a header further down than this is not looked for
 MAX_UNCOMPRESSED = 2 * 1024 ** 3  # xlsx parts may expand to this much, no more (zip bombs)
@@ -117,17 +117,7 @@ def _header(rows: list[Sequence[Cell]]) -> int | None:
 
 
 def _names(row: Sequence[Cell]) -> list[str]:
-    names: list[str] = []
-    seen: dict[str, int] = {}
-    for j, v in enumerate(row):
-        name = (cell_text(v) or "").strip() or f"column_{j + 1}"
-        if name in seen:
-            seen[name] += 1
-            name = f"{name}_{seen[name]}"
-        else:
-            seen[name] = 1
-        names.append(name)
-    return names
+    return header_names([cell_text(v) or "" for v in row])
 
 
 def _sheet_rows(wb: CalamineWorkbook, name: str, tag: str | None) -> Iterator[Row]:
