@@ -1,5 +1,6 @@
 """accounts.audit and accounts.admin below the API: the scrubber, the migration, argument
-checks, and concurrent rotations/revocations of one key on a real DB (SQLite and PostgreSQL)."""
+checks, concurrent rotations/revocations of one key, and changes that commit (or vanish) with
+their audit row, on a real DB (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from sqlalchemy import Engine, inspect, select
 from recordbank.accounts import admin, audit
 from recordbank.accounts.audit import REDACTED, Actor, AdminAudit
 from recordbank.accounts.keys import generate_key
-from recordbank.accounts.models import ApiKey
+from recordbank.accounts.models import ApiKey, User
 from recordbank.accounts.users import AccountError, create_user, issue_key
+from recordbank.billing import ledger
+from recordbank.billing.models import CreditGrant, LedgerEntry
 from recordbank.db.session import get_engine, session_scope
 
 ACTOR = Actor(user_id=1, key_id=2, request_id="req-1")
@@ -139,3 +142,126 @@ def test_concurrent_revocations_audit_once(engine: Engine) -> None:
     assert [r["action"] for r in audit.search(engine)[0]] == ["key.revoke"]
     with pytest.raises(admin.NotFound):
         admin.revoke_key(engine, ACTOR, 10**12)
+
+
+def _ledger_kinds(engine: Engine, user_id: int) -> list[str]:
+    with session_scope(engine) as s:
+        return list(s.scalars(select(LedgerEntry.kind).where(LedgerEntry.user_id == user_id)
+                              .order_by(LedgerEntry.id)))
+
+
+def _audited(engine: Engine) -> list[tuple[str, int | None]]:
+    return [(r["action"], r["target_id"]) for r in reversed(audit.search(engine)[0])]
+
+
+def test_a_credit_change_and_its_audit_row_commit_together(engine: Engine) -> None:
+    user = create_user(engine, "cred@example.com")
+    soon = datetime.now(UTC) + timedelta(days=3)
+    granted = admin.change_credits(engine, ACTOR, user.id, 100, reason="welcome",
+                                   expires_at=soon, request_id="req-9")
+    taken = admin.change_credits(engine, ACTOR, user.id, -30, reason="refund")
+    assert (granted["kind"], granted["balance"], taken["kind"], taken["balance"]) == \
+        ("grant", 100, "adjustment", 70)
+    with session_scope(engine) as s:
+        entry = s.get(LedgerEntry, granted["ledger_entry_id"])
+        assert entry is not None and entry.grant_id == granted["grant_id"] == \
+            s.scalars(select(CreditGrant.id).where(CreditGrant.user_id == user.id)).one()
+        assert entry.request_id == "req-9"
+    rows = [r for r in reversed(audit.search(engine)[0])]
+    assert [(r["action"], r["target_type"], r["target_id"]) for r in rows] == \
+        [("credits.grant", "user", user.id), ("credits.adjust", "user", user.id)]
+    # the row holds the balance of its own transaction, and the ids of what it wrote
+    assert rows[0]["details"]["balance"] == 100 and rows[1]["details"]["balance"] == 70
+    assert rows[0]["details"]["ledger_entry_id"] == granted["ledger_entry_id"]
+    assert rows[1]["details"]["ledger_entry_id"] == taken["ledger_entry_id"]
+
+    refusals: list[tuple[dict[str, Any], type[Exception]]] = [
+        ({"user_id": 10**12, "amount": 5}, ledger.UnknownUser),
+        ({"amount": 0}, ValueError), ({"amount": True}, TypeError),
+        ({"amount": 5, "reason": "  "}, ValueError),
+        ({"amount": 5, "expires_at": datetime.now(UTC) - timedelta(seconds=1)}, ValueError),
+        ({"amount": -5, "expires_at": soon}, ValueError),
+        ({"amount": -71}, ledger.InsufficientCredits),
+        ({"amount": 2**63}, ValueError),
+    ]
+    for args, error in refusals:
+        call = {"user_id": user.id, "reason": "x", **args}
+        with pytest.raises(error):
+            admin.change_credits(engine, ACTOR, call.pop("user_id"), call.pop("amount"),
+                                 **call)
+    # none of the refusals wrote a ledger row, a grant or an audit row
+    assert _ledger_kinds(engine, user.id) == ["grant", "adjustment"]
+    assert ledger.balance(engine, user.id) == 70 and len(audit.search(engine)[0]) == 2
+
+
+class Crash(Exception):
+    """Stands for the process dying after the change and its audit row, before the commit."""
+
+
+@pytest.fixture
+def crash_after_audit(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = audit.write
+
+    def write_then_crash(*args: Any, **kw: Any) -> AdminAudit:
+        real(*args, **kw)
+        raise Crash
+
+    monkeypatch.setattr(audit, "write", write_then_crash)
+
+
+def test_a_crash_before_commit_loses_the_change_with_its_audit_row(
+        engine: Engine, request: pytest.FixtureRequest) -> None:
+    user = create_user(engine, "crash@example.com")
+    key = issue_key(engine, user.id)
+    admin.change_credits(engine, ACTOR, user.id, 50, reason="before")
+    request.getfixturevalue("crash_after_audit")
+    with pytest.raises(Crash):
+        admin.change_credits(engine, ACTOR, user.id, 25, reason="lost")
+    with pytest.raises(Crash):
+        admin.change_credits(engine, ACTOR, user.id, -10, reason="lost")
+    with pytest.raises(Crash):
+        admin.issue_key(engine, ACTOR, user.id, scopes=["query"])
+    with pytest.raises(Crash):
+        admin.rotate_key(engine, ACTOR, key.id)
+    with pytest.raises(Crash):
+        admin.revoke_key(engine, ACTOR, key.id)
+    assert _ledger_kinds(engine, user.id) == ["grant"] and ledger.balance(engine, user.id) == 50
+    with session_scope(engine) as s:
+        keys = s.scalars(select(ApiKey).where(ApiKey.user_id == user.id)).all()
+        assert [(k.id, k.revoked_at) for k in keys] == [(key.id, None)]
+    assert _audited(engine) == [("credits.grant", user.id)]
+
+
+def test_issue_key_is_audited_in_its_transaction(engine: Engine) -> None:
+    user = create_user(engine, "keys@example.com")
+    with session_scope(engine) as s:
+        before = s.get(User, user.id)
+        assert before is not None
+        updated_at = before.updated_at
+    issued = admin.issue_key(engine, ACTOR, user.id, name="ci", scopes=["query", "ingest"])
+    with session_scope(engine) as s:
+        row = s.get(ApiKey, issued.id)
+        assert row is not None and (row.user_id, row.name, row.scopes) == \
+            (user.id, "ci", ["query", "ingest"])
+        after = s.get(User, user.id)
+        assert after is not None and after.updated_at == updated_at  # the lock changed nothing
+    [entry] = audit.search(engine)[0]
+    assert (entry["action"], entry["target_id"]) == ("key.issue", issued.id)
+    assert entry["details"]["prefix"] == issued.prefix
+    assert issued.plaintext not in str(entry)
+    with pytest.raises(admin.NotFound):
+        admin.issue_key(engine, ACTOR, 10**12, scopes=["query"])
+    with pytest.raises(AccountError, match="scopes"):
+        admin.issue_key(engine, ACTOR, user.id, scopes=["root"])
+    with session_scope(engine) as s:
+        assert s.scalars(select(ApiKey.id)).all() == [issued.id]
+    assert _audited(engine) == [("key.issue", issued.id)]
+
+
+def test_scrub_also_redacts_webhook_secrets_and_safe_url_drops_tokens() -> None:
+    secret = "whsec_" + "A" * 43
+    assert audit.scrub({"s": f"x {secret} y"}) == {"s": f"x {REDACTED} y"}
+    assert audit.safe_url("https://u:pw@h.example:8443/p?token=abc&page=2#f") == \
+        f"https://u:{REDACTED}@h.example:8443/p?token={REDACTED}&page={REDACTED}"
+    assert audit.safe_url("http://h.example/hook") == "http://h.example/hook"
+    assert audit.safe_url("http://h.example/p?flag") == "http://h.example/p?flag"

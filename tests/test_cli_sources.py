@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from json_pages_server import SECRET, SECRET_HEADER, PagesServer, person, serving
+from local_http import SECRET, SECRET_HEADER, PagesServer, person, serving
 from sqlalchemy import select
 from typer.testing import CliRunner
 

@@ -8,11 +8,10 @@ import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
+from local_http import Receiver, receiving
 from sqlalchemy import Engine, select
 
 from recordbank.config import Settings
@@ -27,39 +26,10 @@ from recordbank.runtime import Runtime
 from recordbank.sample import HEADER, generate_people, write_csv
 
 
-class Receiver:
-    """Records every POST; answers with the queued status codes, then 200."""
-
-    def __init__(self) -> None:
-        self.got: list[dict[str, Any]] = []
-        self.answers: list[int] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.got.append({"headers": dict(self.headers), "body": body})
-                self.send_response(outer.answers.pop(0) if outer.answers else 200)
-                self.end_headers()
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
+    with receiving() as r:
+        yield r
 
 
 @pytest.fixture
@@ -186,3 +156,68 @@ def test_job_outcomes_are_announced_with_the_outcome(runtime: Runtime, tmp_path:
     assert events == [("job.completed", "good.csv"), ("job.failed", "bad.csv")]
     completed = all_deliveries(engine)[0].payload["data"]
     assert completed["rows_read"] == 50 and completed["status"] == "succeeded"
+
+
+def test_parallel_dispatchers_claim_each_due_delivery_once(engine: Engine) -> None:
+    """The claim (db/claim.py): due, unleased, pending deliveries only, each to one claimer,
+    oldest due first, with its attempt counted and a lease set."""
+    now = datetime.now(UTC)
+    with session_scope(engine) as s:
+        def add(n: int, **kw: object) -> None:
+            s.add(WebhookDelivery(webhook_id=1, event="job.failed", payload={"n": n}, **kw))
+        for n in range(30):
+            add(n, next_attempt_at=now - timedelta(seconds=n))
+        add(100, next_attempt_at=now + timedelta(hours=1))  # not due yet
+        add(101, next_attempt_at=now, lease_until=now + timedelta(minutes=1))  # held
+        add(102, next_attempt_at=now, status="delivered")
+        add(103, next_attempt_at=now, lease_until=now - timedelta(seconds=1))  # lease over
+    with session_scope(engine) as s:
+        by_n = {d.payload["n"]: d.id for d in s.scalars(select(WebhookDelivery))}
+    oldest = Dispatcher(engine)
+    try:
+        assert oldest.claim(now) == by_n[29]  # due longest first
+    finally:
+        oldest.close()
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def claim_all() -> None:
+        dispatcher = Dispatcher(engine)
+        try:
+            while (got := dispatcher.claim(now)) is not None:
+                with lock:
+                    claimed.append(got)
+        finally:
+            dispatcher.close()
+
+    threads = [threading.Thread(target=claim_all) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    expected = {by_n[n] for n in range(29)} | {by_n[103]}
+    assert sorted(claimed) == sorted(expected)  # each once, nothing else
+    rows = {d.id: d for d in all_deliveries(engine)}
+    assert all(rows[i].attempts == 1 and rows[i].lease_until is not None for i in expected)
+    assert rows[by_n[100]].attempts == rows[by_n[101]].attempts == 0
+
+
+def test_the_claim_statement_locks_on_postgresql_only() -> None:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from recordbank.db.claim import claim_statement
+
+    stmt = claim_statement(WebhookDelivery.id, due=WebhookDelivery.status == "pending",
+                           order_by=[WebhookDelivery.next_attempt_at, WebhookDelivery.id],
+                           values={"attempts": WebhookDelivery.attempts + 1},
+                           returning=[WebhookDelivery.id])
+    pg = " ".join(str(stmt.compile(dialect=postgresql.dialect())).split())
+    lite = " ".join(str(stmt.compile(dialect=sqlite.dialect())).split())
+    for sql in (pg, lite):
+        assert sql.startswith("UPDATE webhook_deliveries SET attempts=")
+        assert "WHERE webhook_deliveries.id = (SELECT webhook_deliveries.id FROM " \
+               "webhook_deliveries WHERE webhook_deliveries.status = " in sql
+        assert "ORDER BY webhook_deliveries.next_attempt_at, webhook_deliveries.id" in sql
+        assert "RETURNING" in sql
+    assert "LIMIT %(param_1)s::INTEGER FOR UPDATE SKIP LOCKED)" in pg
+    assert "FOR UPDATE" not in lite

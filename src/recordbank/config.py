@@ -8,14 +8,18 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from recordbank.ingest.bucket_location import check_endpoint_url, parse_bucket_url
 
 _secrets: dict[str, str] = {}  # secret_key files already read (one disk read per process)
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RECORDBANK_", extra="ignore")
+    # hide_input_in_errors: a refused value may hold a password (a URL with credentials).
+    model_config = SettingsConfigDict(env_prefix="RECORDBANK_", extra="ignore",
+                                      hide_input_in_errors=True)
 
     data_dir: Path = Path("./data")
     store_url: str = ""  # chdb:///abs/path or http(s)://user:pass@host:port/db
@@ -32,6 +36,9 @@ class Settings(BaseSettings):
     # over max_upload_bytes are refused with 413 as their bytes arrive.
     landing_dir: Path | None = None  # default: data_dir/landing
     max_upload_bytes: int = Field(default=20 * 1024**3, ge=1)
+    # Keep landed copies (uploads, HTTP source runs, bucket objects) after their content is
+    # ingested; by default they are deleted then (ingest/landed_files.py).
+    keep_landed_files: bool = False
 
     # API. The secret signs cursors; several API processes must share it (default: a random
     # secret kept in data_dir/secret_key, created on first use).
@@ -61,10 +68,31 @@ class Settings(BaseSettings):
     watch_dir: Path | None = None
     watch_interval_seconds: float = Field(default=10, ge=0.1, le=86_400)
     watch_settle_seconds: float = Field(default=2, ge=0, le=3600)  # unchanged this long first
+    # An S3-compatible bucket `recordbank serve` scans for new objects: s3://bucket/prefix
+    # (unset: none). Endpoint for MinIO, Ceph, R2 ... (unset: AWS); credentials unset: boto3's
+    # own chain (AWS_* variables, ~/.aws, an instance role).
+    bucket_url: str = ""
+    bucket_endpoint_url: str = ""
+    bucket_region: str = ""
+    bucket_access_key_id: str = ""
+    bucket_secret_access_key: SecretStr = SecretStr("")  # never logged nor shown
+    bucket_interval_seconds: float = Field(default=60, ge=1, le=86_400)
     # `recordbank serve` runs the scheduled HTTP sources that are due (`recordbank sources`).
     http_sources_enabled: bool = True
     # An export stops here, ending its stream with the cut signal (reason "time_limit").
     export_time_limit_seconds: float = Field(default=1800, ge=0.001, le=86_400)
+
+    @field_validator("bucket_url")
+    @classmethod
+    def _bucket_url(cls, value: str) -> str:
+        if value.strip():
+            parse_bucket_url(value)  # ValueError: refused when the settings are read
+        return value.strip()
+
+    @field_validator("bucket_endpoint_url")
+    @classmethod
+    def _bucket_endpoint(cls, value: str) -> str:
+        return check_endpoint_url(value)
 
     def resolved_store_url(self) -> str:
         if self.store_url:

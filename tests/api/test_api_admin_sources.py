@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from apikit import Api, api_runtime
 from fastapi.testclient import TestClient
-from json_pages_server import SECRET, SECRET_HEADER, PagesServer, person, serving
+from local_http import SECRET, SECRET_HEADER, PagesServer, person, serving
 from sqlalchemy import select
 
 from recordbank.api.app import create_app
@@ -181,3 +181,64 @@ def test_serve_runs_due_sources_by_itself(api: Api, server: PagesServer) -> None
     with session_scope(api.runtime.engine) as s:
         [job] = s.scalars(select(Job)).all()
         assert (job.origin, job.source) == ("http", "crm")
+
+
+def test_changes_and_runs_are_audited_without_secrets(quiet_api: Api,
+                                                      server: PagesServer) -> None:
+    api = quiet_api
+    me, key = api.user(role="admin")
+    hidden = ["tenant-value-1", "tenant-value-2", "QTOKEN123", TOKEN, "n3w-T0ken"]
+    made = call(api, "POST", BASE, key, json=body(server, headers={"X-Tenant": hidden[0]}),
+                headers={"X-Request-ID": "src-create"})
+    sid = made.json()["data"]["id"]
+    steps: list[tuple[dict[str, Any], int]] = [
+        ({"headers": {"X-Tenant": hidden[1], "X-Team": "data"}}, 200),
+        ({"url": server.url(f"/cursor?api_key={hidden[2]}")}, 200),
+        ({"url": server.url("/cursor")}, 200),
+        ({"enabled": False}, 200),
+        ({"enabled": False}, 200),  # no change: no row
+        ({"enabled": True, "interval_seconds": 900}, 200),
+        ({"secret": f"Bearer {hidden[4]}", "secret_header": SECRET_HEADER}, 200),
+        ({"interval_seconds": 1}, 422),  # refused: no row
+        ({"secret": None}, 422),
+    ]
+    for change, status in steps:
+        r = call(api, "PATCH", f"{BASE}/{sid}", key, json=change)
+        assert r.status_code == status, (change, r.text)
+    assert code(call(api, "PATCH", f"{BASE}/{sid + 1}", key, json={"enabled": False})) == \
+        (404, "NOT_FOUND")
+    ran = call(api, "POST", f"{BASE}/{sid}/run", key).json()["data"]
+    assert ran["status"] == "failed"  # the new secret is not the one the server wants
+    assert call(api, "DELETE", f"{BASE}/{sid}", key).status_code == 200
+    assert code(call(api, "DELETE", f"{BASE}/{sid}", key)) == (404, "NOT_FOUND")
+    assert code(call(api, "POST", f"{BASE}/{sid}/run", key)) == (404, "NOT_FOUND")
+
+    r = call(api, "GET", "/v1/admin/audit", key, params={"target": f"source:{sid}"})
+    assert r.status_code == 200, r.text
+    rows = list(reversed(r.json()["data"]))
+    assert [x["action"] for x in rows] == [
+        "source.create", "source.update", "source.update", "source.update", "source.disable",
+        "source.enable", "source.update", "source.run", "source.delete"]
+    assert all((x["actor_user_id"], x["target_type"], x["target_id"]) == (me, "source", sid)
+               for x in rows)
+    create, headers, to_query, back, disable, enable, secret, run, delete = \
+        [x["details"] for x in rows]
+    assert rows[0]["request_id"] == "src-create"
+    assert (create["name"], create["headers"], create["secret_header"], create["secret"]) == \
+        ("crm", ["X-Tenant"], SECRET_HEADER, "set")
+    assert headers["changes"] == {"headers": {"added": ["X-Team"], "removed": [],
+                                              "changed": ["X-Tenant"]}}
+    assert to_query["changes"]["url"]["to"].endswith("/cursor?api_key=[redacted]")
+    assert back["changes"]["url"]["to"] == server.url("/cursor")
+    assert disable["changes"] == {"enabled": {"from": True, "to": False}}
+    assert enable["changes"] == {"enabled": {"from": False, "to": True},
+                                 "interval_seconds": {"from": 600, "to": 900}}
+    assert secret["changes"] == {"secret": {"from": "set", "to": "replaced"}}
+    assert (run["status"], run["records"], run["source"]) == ("failed", 0, "crm")
+    assert delete["name"] == "crm" and delete["url"] == server.url("/cursor")
+    for value in hidden:
+        assert value not in r.text, value
+    assert call(api, "GET", "/v1/admin/audit", key,
+                params={"action": "source.disable"}).json()["metadata"]["total"] == 1
+    assert call(api, "GET", "/v1/admin/audit", key,
+                params={"target": "source"}).json()["metadata"]["total"] == len(rows)

@@ -51,3 +51,29 @@ def test_a_charge_below_the_threshold_queues_balance_low_once(api: Api) -> None:
     assert d["payload"]["data"] == {"user_id": user, "balance": 139, "previous_balance": 150,
                                     "threshold": 145}
     assert api.get("/v1/admin/webhooks/deliveries?status=bogus", admin).status_code == 422
+
+
+def test_adding_and_deleting_webhooks_is_audited_without_the_secret(api: Api) -> None:
+    me, admin = api.user(role="admin")
+    made = api.post("/v1/admin/webhooks", admin, json={
+        "url": "https://hooks.example.com/in?token=QTOKEN42", "events": ["balance.low"],
+        "balance_threshold": 50, "description": "ops pager"})
+    assert made.status_code == 201, made.text
+    hook_id, secret = made.json()["data"]["id"], made.json()["data"]["secret"]
+    assert api.post("/v1/admin/webhooks", admin, json={
+        "url": "ftp://x/y", "events": ["job.failed"]}).status_code in (400, 422)
+    assert api.delete(f"/v1/admin/webhooks/{hook_id + 1}", admin).status_code == 404
+    assert api.delete(f"/v1/admin/webhooks/{hook_id}", admin).status_code == 200
+    assert api.delete(f"/v1/admin/webhooks/{hook_id}", admin).status_code == 404
+    r = api.get("/v1/admin/audit", admin, params={"target": "webhook"})
+    assert r.status_code == 200, r.text
+    rows = list(reversed(r.json()["data"]))
+    assert [(x["action"], x["target_type"], x["target_id"], x["actor_user_id"])
+            for x in rows] == [("webhook.create", "webhook", hook_id, me),
+                               ("webhook.delete", "webhook", hook_id, me)]
+    summary = {"url": "https://hooks.example.com/in?token=[redacted]",
+               "events": ["balance.low"], "balance_threshold": 50, "description": "ops pager"}
+    assert rows[0]["details"] == summary and rows[1]["details"] == summary
+    assert secret not in r.text and "QTOKEN42" not in r.text
+    assert api.get("/v1/admin/audit", admin,
+                   params={"target": f"webhook:{hook_id + 1}"}).json()["data"] == []

@@ -70,7 +70,10 @@ def upload_multipart(api: Api, key: str, path: Path, name: str | None = None,
 
 
 def enqueue(api: Api, n: int, *, source: str = "s", origin: str = "upload") -> int:
-    return queue.enqueue(api.runtime.engine, path=f"/nowhere/f{n}.csv", file_name=f"f{n}.csv",
+    path = api.runtime.settings.data_dir / "queued" / f"f{n}.csv"  # a retry needs its file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"n\n{n}\n")
+    return queue.enqueue(api.runtime.engine, path=str(path), file_name=f"f{n}.csv",
                          source=source, checksum=f"{n:064x}", size=10, options={},
                          origin=origin).job_id
 

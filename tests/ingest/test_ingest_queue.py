@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
@@ -22,8 +23,8 @@ def engine(database_url: str) -> Engine:
     return get_engine(Settings(database_url=database_url).resolved_database_url())
 
 
-def add(engine: Engine, n: int) -> queue.Enqueued:
-    return queue.enqueue(engine, path=f"/landing/f{n}.csv", file_name=f"f{n}.csv",
+def add(engine: Engine, n: int, path: Path | None = None) -> queue.Enqueued:
+    return queue.enqueue(engine, path=str(path or f"/landing/f{n}.csv"), file_name=f"f{n}.csv",
                          source="test", checksum=f"{n:064x}", size=10, options={"n": n},
                          origin="upload", max_attempts=3)
 
@@ -84,8 +85,10 @@ def test_an_expired_lease_is_resumed_by_another_worker(engine: Engine) -> None:
     assert queue.release(engine, jid, "w2", outcome="succeeded") == "succeeded"
 
 
-def test_failures_back_off_then_stay_failed(engine: Engine) -> None:
-    jid = add(engine, 1).job_id
+def test_failures_back_off_then_stay_failed(engine: Engine, tmp_path: Path) -> None:
+    landed = tmp_path / "f1.csv"  # a retry needs the file
+    landed.write_text("n\n1\n")
+    jid = add(engine, 1, path=landed).job_id
     now = datetime.now(UTC)
     delays = []
     for attempt in (1, 2, 3):

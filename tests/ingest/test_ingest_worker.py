@@ -4,7 +4,6 @@ mid-job whose job another worker resumes to the rows of one clean run."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy
 from sqlalchemy import select
+from store_digest import digest
 
 from recordbank.db.models import Job
 from recordbank.db.session import session_scope
@@ -131,19 +131,6 @@ def test_stored_options_come_back_and_unknown_ones_are_ignored() -> None:
 
 # --- worker processes -------------------------------------------------------------------------
 
-_DIGEST = """
-import json
-from recordbank.runtime import open_runtime
-s = open_runtime().store
-rec = s.rows("SELECT count(), uniqExact(record_hash), groupBitXor(sipHash64(id, source_row, email,"
-             " name, phone, country, created_date, status, metadata, validation_errors))"
-             " FROM records")[0]
-per_job = s.rows("SELECT job_id, count() FROM records GROUP BY job_id ORDER BY job_id")
-print(json.dumps({"records": rec[0], "unique": rec[1], "digest": str(rec[2]),
-                  "per_job": [[int(j), int(c)] for j, c in per_job]}))
-"""
-
-
 def _env(data: Path, database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECORDBANK_")}
     env["RECORDBANK_DATA_DIR"] = str(data)
@@ -153,12 +140,6 @@ def _env(data: Path, database_url: str) -> dict[str, str]:
 
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "recordbank.cli", *args]
-
-
-def _digest(env: dict[str, str]) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-c", _DIGEST], env=env, capture_output=True,
-                         text=True, timeout=120, check=True)
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def _engine(database_url: str) -> sqlalchemy.Engine:
@@ -190,7 +171,7 @@ def test_two_worker_processes_take_twenty_jobs_exactly_once(tmp_path: Path,
     finally:
         engine.dispose()
     assert {r.status for r in rows} == {"succeeded"} and {r.attempts for r in rows} == {1}
-    digests = [_digest(env) for env in envs]
+    digests = [digest(env, per_job=True) for env in envs]
     seen = [j for d in digests for j, _ in d["per_job"]]
     assert sorted(seen) == sorted(ids)  # every job's rows in exactly one store
     counts = {j: c for d in digests for j, c in d["per_job"]}
@@ -205,7 +186,7 @@ def test_a_killed_worker_s_job_is_resumed_to_one_clean_run(tmp_path: Path,
     clean_env = _env(tmp_path / "clean", f"sqlite:///{tmp_path / 'clean.db'}")
     subprocess.run(_cli("ingest", "-q", str(big)), env=clean_env, check=True, timeout=300,
                    capture_output=True)
-    expected = _digest(clean_env)
+    expected = digest(clean_env)
 
     env = _env(tmp_path / "service", database_url)
     subprocess.run(_cli("worker", "--until-idle"), env=env, check=True, timeout=120,
@@ -234,6 +215,6 @@ def test_a_killed_worker_s_job_is_resumed_to_one_clean_run(tmp_path: Path,
     finally:
         engine.dispose()
     assert done.status == "succeeded" and done.attempts == 2
-    got = _digest(env)
+    got = digest(env)
     assert {k: got[k] for k in ("records", "unique", "digest")} == \
         {k: expected[k] for k in ("records", "unique", "digest")}

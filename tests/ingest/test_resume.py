@@ -4,7 +4,6 @@ process); the test watches the job's stage in the relational DB to pick kill poi
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,26 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from store_digest import digest
 
 from recordbank.sample import HEADER, generate_people, write_csv
 
 pytestmark = pytest.mark.slow
-
-_DIGEST = """
-import json, sys
-from recordbank.runtime import open_runtime
-rt = open_runtime()
-s = rt.store
-rec = s.rows("SELECT count(), uniqExact(record_hash), groupBitXor(sipHash64(id, source_row, email,"
-             " name, phone, country, created_date, status, metadata, validation_errors))"
-             " FROM records")[0]
-q = s.rows("SELECT count(), groupBitXor(sipHash64(source_row, reasons, raw)) FROM quarantine")[0]
-leftovers = s.rows("SELECT count() FROM system.tables WHERE database = currentDatabase()"
-                   " AND (name LIKE 'clean\\\\_%' OR name LIKE 'stg\\\\_%')")[0][0]
-print(json.dumps({"records": rec[0], "unique": rec[1], "digest": str(rec[2]),
-                  "quarantine": q[0], "qdigest": str(q[1]), "leftover_tables": leftovers}))
-"""
-
 
 def _env(data: Path, database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECORDBANK_")}
@@ -43,12 +27,6 @@ def _env(data: Path, database_url: str) -> dict[str, str]:
 
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "recordbank.cli", *args]
-
-
-def _digest(env: dict[str, str]) -> dict[str, object]:
-    out = subprocess.run([sys.executable, "-c", _DIGEST], env=env, capture_output=True,
-                         text=True, timeout=120, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _stage(database_url: str) -> str | None:
@@ -81,7 +59,7 @@ def test_sigkill_then_rerun_equals_one_clean_run(big_csv: Path, tmp_path: Path,
     clean_env = _env(tmp_path / "clean", f"sqlite:///{tmp_path / 'clean.db'}")
     subprocess.run(_cli("ingest", "-q", str(big_csv)), env=clean_env, check=True, timeout=300,
                    capture_output=True)
-    expected = _digest(clean_env)
+    expected = digest(clean_env)
 
     env = _env(tmp_path / "killed", database_url)
     proc = subprocess.Popen(_cli("ingest", "-q", str(big_csv)), env=env,
@@ -104,7 +82,7 @@ def test_sigkill_then_rerun_equals_one_clean_run(big_csv: Path, tmp_path: Path,
     rerun = subprocess.run(_cli("ingest", "-q", str(big_csv)), env=env, timeout=300,
                            capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    got = _digest(env)
+    got = digest(env)
     assert got == expected
     assert got["records"] == got["unique"]
     assert got["leftover_tables"] == 0

@@ -1,6 +1,8 @@
-"""Account administration: search, create and change users; list, rotate and revoke keys.
+"""Account administration: search, create and change users; issue, list, rotate and revoke
+keys; grant and take back credits.
 
-Every change writes its audit row (accounts.audit) in the same transaction. Writing
+Every change writes its audit row (accounts.audit) in the same transaction: a crash cannot
+leave a change without its row, and a refused change leaves neither. Writing
 transactions start with a write (the insert, or an UPDATE that takes the row), never a read:
 on PostgreSQL that is the row lock held to commit, on SQLite the database write lock taken up
 front (a transaction that reads first and writes later can fail with SQLITE_BUSY on upgrade).
@@ -19,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from recordbank.accounts import audit
 from recordbank.accounts.audit import Actor
-from recordbank.accounts.keys import generate_key, hash_key, visible_prefix
 from recordbank.accounts.models import ROLES, USER_STATUSES, ApiKey, User
-from recordbank.accounts.users import AccountError, IssuedKey
+from recordbank.accounts.users import KEY_ATTEMPTS, AccountError, IssuedKey, add_key, check_scopes
+from recordbank.billing import ledger
 from recordbank.billing.models import LedgerEntry
 from recordbank.db.models import utcnow
 from recordbank.db.session import session_scope
@@ -236,11 +238,35 @@ def revoke_key(engine: Engine, actor: Actor, key_id: int) -> tuple[dict[str, Any
         return get_key(engine, key_id), False
 
 
+def issue_key(engine: Engine, actor: Actor, user_id: int, *, name: str = "",
+              scopes: list[str], expires_at: datetime | None = None) -> IssuedKey:
+    """A new key for the user (NotFound when there is none), audited in its transaction.
+    The transaction starts by locking the user's row (a write that changes nothing), which
+    also tells whether the user exists, before anything is read."""
+    check_scopes(scopes)
+    for _ in range(KEY_ATTEMPTS):  # the visible prefix is unique; a clash is astronomically rare
+        try:
+            with session_scope(engine) as session:
+                # updated_at named so that its onupdate does not fire: nothing changes
+                locked = session.execute(update(User).where(User.id == user_id)
+                                         .values(updated_at=User.updated_at))
+                if getattr(locked, "rowcount", 0) != 1:
+                    raise NotFound(f"no user with id {user_id}")
+                issued = add_key(session, user_id, name=name, scopes=scopes,
+                                 expires_at=expires_at)
+                audit.write(session, actor, "key.issue", "key", issued.id,
+                            {"user_id": user_id, "name": issued.name, "prefix": issued.prefix,
+                             "scopes": issued.scopes, "expires_at": issued.expires_at})
+                return issued
+        except IntegrityError:
+            continue
+    raise AccountError("could not issue a unique key prefix")
+
+
 def rotate_key(engine: Engine, actor: Actor, key_id: int) -> RotatedKey:
     """A new key with the old one's user, name, scopes and expiry; the old one revoked in
     the same transaction, so exactly one of two concurrent rotations succeeds."""
-    for _ in range(5):  # the visible prefix is unique; a clash is astronomically rare
-        plaintext = generate_key()
+    for _ in range(KEY_ATTEMPTS):
         try:
             with session_scope(engine) as session:
                 now = utcnow()
@@ -248,27 +274,44 @@ def rotate_key(engine: Engine, actor: Actor, key_id: int) -> RotatedKey:
                 expires = _aware(old.expires_at)
                 if expires is not None and expires <= now:
                     raise Conflict(f"key {key_id} has expired; issue a new key instead")
-                new = ApiKey(user_id=old.user_id, name=old.name,
-                             prefix=visible_prefix(plaintext), key_hash=hash_key(plaintext),
-                             scopes=list(old.scopes or []), expires_at=old.expires_at,
-                             created_at=now)
-                session.add(new)
-                session.flush()
+                issued = add_key(session, old.user_id, name=old.name,
+                                 scopes=list(old.scopes or []), expires_at=expires,
+                                 created_at=now)
                 audit.write(session, actor, "key.rotate", "key", key_id,
                             {"user_id": old.user_id, "old_prefix": old.prefix,
-                             "new_key_id": new.id, "new_prefix": new.prefix,
-                             "scopes": list(new.scopes), "expires_at": expires})
-                issued = IssuedKey(new.id, new.user_id, new.name, new.prefix,
-                                   list(new.scopes), plaintext, expires)
+                             "new_key_id": issued.id, "new_prefix": issued.prefix,
+                             "scopes": issued.scopes, "expires_at": expires})
                 return RotatedKey(issued, key_id)
         except IntegrityError:
             continue
     raise AccountError("could not issue a unique key prefix")
 
 
-def grant_entry_id(engine: Engine, grant_id: int) -> int | None:
-    """The ledger row that created a grant (ledger.grant returns only the grant id)."""
+def change_credits(engine: Engine, actor: Actor, user_id: int, amount: int, *, reason: str,
+                   expires_at: datetime | None = None,
+                   request_id: str = "") -> dict[str, Any]:
+    """Grant (amount > 0, optionally expiring) or take back (amount < 0) credits, and the
+    audit row, in one transaction: the ledger's user lock is its first statement. Raises what
+    the ledger raises (UnknownUser, InsufficientCredits, TypeError/ValueError) with nothing
+    written."""
     with session_scope(engine) as session:
-        return session.scalar(select(LedgerEntry.id).where(LedgerEntry.grant_id == grant_id,
-                                                           LedgerEntry.kind == "grant")
-                              .order_by(LedgerEntry.id).limit(1))
+        conn = session.connection()
+        grant_id: int | None = None
+        if amount > 0:
+            grant_id = ledger.grant(engine, user_id, amount, reason=reason,
+                                    expires_at=expires_at, request_id=request_id, conn=conn)
+            entry_id = session.scalar(select(LedgerEntry.id).where(
+                LedgerEntry.grant_id == grant_id, LedgerEntry.kind == "grant"))
+        else:
+            if expires_at is not None:
+                raise ValueError("only grants (a positive amount) can expire")
+            entry_id = ledger.adjust(engine, user_id, amount, reason=reason,
+                                     request_id=request_id, conn=conn)
+        kind = "grant" if amount > 0 else "adjustment"
+        data = {"user_id": user_id, "kind": kind, "amount": amount, "reason": reason,
+                "expires_at": _iso(expires_at), "grant_id": grant_id,
+                "ledger_entry_id": entry_id,
+                "balance": ledger.balance(engine, user_id, conn=conn)}
+        audit.write(session, actor, "credits.grant" if amount > 0 else "credits.adjust",
+                    "user", user_id, {k: v for k, v in data.items() if k != "user_id"})
+        return data

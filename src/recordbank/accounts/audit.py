@@ -1,17 +1,20 @@
-"""The admin audit log: who changed which account, key or balance, and when.
+"""The admin audit log: who changed which account, key, balance, HTTP source or webhook, and
+when.
 
-Rows are written in the same transaction as the change where the change is ours to run
-(users, key rotation and revocation), so a change without its audit row cannot be committed.
-Details are JSON and pass through a scrubber: a plaintext API key never reaches this table,
-even if a caller puts one in by mistake.
+Account changes (users, keys, credits) write their row in the change's own transaction, so a
+change without its audit row cannot be committed and a refused change leaves none. Sources and
+webhooks are changed by modules that run their own transactions: their rows follow the change
+(`record`). Details are JSON and pass through a scrubber: a plaintext API key or webhook
+signing secret never reaches this table, even if a caller puts one in by mistake.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from sqlalchemy import (
     JSON,
@@ -29,13 +32,16 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from recordbank.db.models import Base, utcnow
 from recordbank.db.session import session_scope
+from recordbank.usage.report import as_utc
 
 ACTIONS = ("user.create", "user.update", "credits.grant", "credits.adjust", "key.issue",
-           "key.rotate", "key.revoke")
-TARGET_TYPES = ("user", "key")
+           "key.rotate", "key.revoke", "source.create", "source.update", "source.enable",
+           "source.disable", "source.delete", "source.run", "webhook.create", "webhook.delete")
+TARGET_TYPES = ("user", "key", "source", "webhook")
 MAX_PAGE = 1000
 REDACTED = "[redacted]"
-_PLAINTEXT_KEY = re.compile(r"rb_live_[A-Za-z0-9]{40}")
+# A plaintext API key, or a webhook signing secret (whsec_ + token_urlsafe(32)).
+_PLAINTEXT_KEY = re.compile(r"rb_live_[A-Za-z0-9]{40}|whsec_[A-Za-z0-9_-]{43}")
 
 
 class AdminAudit(Base):
@@ -66,7 +72,7 @@ class Actor:
 
 
 def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return as_utc(value)  # naive = UTC; clamped at the ends of the calendar
 
 
 def scrub(value: Any) -> Any:
@@ -82,6 +88,19 @@ def scrub(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
     return _PLAINTEXT_KEY.sub(REDACTED, str(value))
+
+
+def safe_url(url: str) -> str:
+    """A URL as the audit log keeps it: without a password and without query values, either
+    of which may carry a token (the query's parameter names stay)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}:{REDACTED}@{host}" if ":" in user else netloc
+    query = "&".join(f"{name}={REDACTED}" if value else name
+                     for name, value in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def write(session: Session, actor: Actor, action: str, target_type: str,
@@ -103,7 +122,7 @@ def write(session: Session, actor: Actor, action: str, target_type: str,
 def record(engine: Engine, actor: Actor, action: str, target_type: str,
            target_id: int | None, details: dict[str, Any] | None = None) -> int:
     """An audit row in its own transaction, for changes made by code that owns its own
-    transaction (the ledger, key issuing); returns the row id."""
+    transaction (HTTP sources, webhooks); returns the row id."""
     with session_scope(engine) as session:
         return write(session, actor, action, target_type, target_id, details).id
 

@@ -7,12 +7,14 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from recordbank.accounts.keys import generate_key, hash_key, visible_prefix
 from recordbank.accounts.models import ROLES, SCOPES, USER_STATUSES, ApiKey, User
 from recordbank.db.session import session_scope
 
 DEFAULT_SCOPES = ("query", "export")
+KEY_ATTEMPTS = 5
 
 
 class AccountError(ValueError):
@@ -75,26 +77,44 @@ def set_user_status(engine: Engine, user_id: int, status: str) -> None:
         session.execute(update(User).where(User.id == user_id).values(status=status))
 
 
-def issue_key(engine: Engine, user_id: int, *, name: str = "",
-              scopes: tuple[str, ...] | list[str] = DEFAULT_SCOPES,
-              expires_at: datetime | None = None) -> IssuedKey:
+def check_scopes(scopes: tuple[str, ...] | list[str]) -> list[str]:
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
         raise AccountError(f"unknown scopes {unknown}; valid: {', '.join(SCOPES)}")
+    return list(scopes)
+
+
+def add_key(session: Session, user_id: int, *, name: str = "",
+            scopes: tuple[str, ...] | list[str] = DEFAULT_SCOPES,
+            expires_at: datetime | None = None, created_at: datetime | None = None) -> IssuedKey:
+    """A new key in the caller's transaction (flushed: it has its id), so that whatever else
+    the caller writes (an audit row, the revocation of the key it replaces) commits with it.
+    A clash of the visible prefix raises IntegrityError and spoils that transaction: callers
+    retry in a new one."""
+    plaintext = generate_key()
+    key = ApiKey(user_id=user_id, name=name, prefix=visible_prefix(plaintext),
+                 key_hash=hash_key(plaintext), scopes=check_scopes(scopes),
+                 expires_at=expires_at)
+    if created_at is not None:
+        key.created_at = created_at
+    session.add(key)
+    session.flush()
+    return IssuedKey(key.id, user_id, name, key.prefix, list(key.scopes), plaintext,
+                     expires_at)
+
+
+def issue_key(engine: Engine, user_id: int, *, name: str = "",
+              scopes: tuple[str, ...] | list[str] = DEFAULT_SCOPES,
+              expires_at: datetime | None = None) -> IssuedKey:
+    check_scopes(scopes)
     with session_scope(engine) as session:
         if session.get(User, user_id) is None:
             raise AccountError(f"no such user: {user_id}")
-    for _ in range(5):  # the visible prefix is unique; a clash is astronomically rare
-        plaintext = generate_key()
+    for _ in range(KEY_ATTEMPTS):  # the visible prefix is unique; a clash is astronomically rare
         try:
             with session_scope(engine) as session:
-                key = ApiKey(user_id=user_id, name=name, prefix=visible_prefix(plaintext),
-                             key_hash=hash_key(plaintext), scopes=list(scopes),
-                             expires_at=expires_at)
-                session.add(key)
-                session.flush()
-                return IssuedKey(key.id, user_id, name, key.prefix, list(scopes), plaintext,
-                                 expires_at)
+                return add_key(session, user_id, name=name, scopes=scopes,
+                               expires_at=expires_at)
         except IntegrityError:
             continue
     raise AccountError("could not issue a unique key prefix")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -92,6 +93,20 @@ def _watch_loop(runtime: Runtime) -> WatchLoop | None:
     return WatchLoop(watcher, settings.watch_interval_seconds).start()
 
 
+def _bucket_loop(runtime: Runtime) -> WatchLoop | None:
+    settings = runtime.settings
+    if not settings.bucket_url:
+        return None
+    from recordbank.ingest.bucket_watch import BucketAccess, BucketWatcher  # boto3: only if used
+
+    stop = threading.Event()
+    watcher = BucketWatcher(runtime.engine, settings.bucket_url,
+                            settings.resolved_landing_dir(), BucketAccess.from_settings(settings),
+                            stop=stop)
+    return WatchLoop(watcher, settings.bucket_interval_seconds, name="watch-bucket",
+                     stop=stop).start()
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
     runtime = runtime or open_runtime(settings or get_settings())
     ctx = build_context(runtime)
@@ -102,6 +117,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         # The ingest queue's workers live in this process: the embedded store allows no other.
         workers = WorkerPool(runtime, runtime.settings.ingest_workers).start()
         watch = _watch_loop(runtime)
+        bucket = _bucket_loop(runtime)
         deliveries = DispatchLoop(runtime.engine).start()  # webhooks
         http_sources = (SourceScheduler(runtime.engine, runtime.settings.resolved_landing_dir())
                         .start() if runtime.settings.http_sources_enabled else None)
@@ -111,8 +127,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             if http_sources is not None:
                 http_sources.close()
             deliveries.close()
-            if watch is not None:
-                watch.close()
+            for loop in (watch, bucket):
+                if loop is not None:
+                    loop.close()
             workers.close()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -18,6 +18,9 @@ DEFAULT_CODES = {
     429: "RATE_LIMITED", 500: "INTERNAL_ERROR", 503: "STORE_UNAVAILABLE", 504: "QUERY_TIMEOUT",
 }
 
+# What FastAPI raises (as a 400) for a body it could not decode at all.
+FASTAPI_BODY_ERROR = "There was an error parsing the body"
+
 
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, *,
@@ -54,6 +57,11 @@ def _api_error(request: Request, exc: Exception) -> Response:
 
 def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == FASTAPI_BODY_ERROR:
+        # A body that is not UTF-8: the same 422 as a body that is not JSON (FastAPI says 400).
+        request.state.error_code = "VALIDATION_ERROR"
+        return error_response(422, "VALIDATION_ERROR",
+                              "body: the request body is not JSON in UTF-8")
     code = DEFAULT_CODES.get(exc.status_code, "ERROR")
     request.state.error_code = code
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ").lower()

@@ -16,12 +16,15 @@ from recordbank.accounts.admin import EMAIL_MAX, normalize_email
 from recordbank.accounts.audit import ACTIONS
 from recordbank.accounts.users import AccountError
 from recordbank.api.ratelimit import parse_limits
+from recordbank.usage.report import as_utc
 
 Role = Literal["user", "admin"]
 Status = Literal["active", "disabled"]
 Scope = Literal["query", "export", "ingest", "admin"]
 Action = Literal["user.create", "user.update", "credits.grant", "credits.adjust", "key.issue",
-                 "key.rotate", "key.revoke"]
+                 "key.rotate", "key.revoke", "source.create", "source.update", "source.enable",
+                 "source.disable", "source.delete", "source.run", "webhook.create",
+                 "webhook.delete"]
 assert get_args(Action) == ACTIONS, "audit.ACTIONS and schemas_admin.Action must agree"
 NAME_MAX = 200
 REASON_MAX = 1000
@@ -57,7 +60,7 @@ def future_utc(value: datetime | None) -> datetime | None:
     """Naive times are UTC; a time not in the future could never apply."""
     if value is None:
         return None
-    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    aware = as_utc(value)  # 0001-01-01T00:00+01:00 has no UTC time: clamped, not a crash
     if aware <= datetime.now(UTC):
         raise ValueError(f"expires_at {aware.isoformat()} is not in the future")
     return aware
@@ -235,7 +238,7 @@ class AuditEntry(BaseModel):
     actor_user_id: int | None
     actor_key_id: int | None
     action: str
-    target_type: Literal["user", "key"]
+    target_type: Literal["user", "key", "source", "webhook"]
     target_id: int | None
     details: dict[str, Any]
     request_id: str

@@ -47,10 +47,16 @@ def progress_data(job: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
-async def job_events(load: Load, disconnected: Disconnected, *,
+async def job_events(load: Load, disconnected: Disconnected, *, live: Load | None = None,
                      poll: float = POLL_SECONDS, every: float = PROGRESS_EVERY,
                      keepalive: float = KEEPALIVE) -> AsyncIterator[bytes]:
-    """The event stream of the job that `load` reads (None: it is gone, the stream ends)."""
+    """The event stream of the job that `load` reads (None: it is gone, the stream ends).
+
+    `live` reads only what changes while a job runs (status, attempts, progress, counts); it
+    is what the stream polls, and `load` runs only for the summaries of started and final
+    events. Without it, every poll uses `load`.
+    """
+    poll_job = live or load
     seq = 0
     started_attempt: int | None = None
     prev_attempts: int | None = None
@@ -58,7 +64,7 @@ async def job_events(load: Load, disconnected: Disconnected, *,
     last_status: str | None = None
     last_sent = time.monotonic()
     while not await disconnected():
-        job = await load()
+        job = await poll_job()
         if job is None:
             return
         now = time.monotonic()
@@ -79,6 +85,11 @@ async def job_events(load: Load, disconnected: Disconnected, *,
                 or (last_status is not None and status != last_status):
             out.append(("progress", progress_data(job)))
             last_progress = job.get("progress")
+        if live is not None and any(name != "progress" for name, _ in out):
+            full = await load()
+            if full is None:
+                return
+            out = [(name, data if name == "progress" else full) for name, data in out]
         for name, data in out:
             seq += 1
             yield event(name, data, seq)

@@ -21,6 +21,8 @@ that last longest. Credits returned to a grant that has expired meanwhile expire
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -107,6 +109,19 @@ def _text(name: str, value: object, *, required: bool = False) -> str:
     return value
 
 
+@contextmanager
+def _transaction(engine: Engine, conn: Connection | None) -> Iterator[Connection]:
+    """A transaction of our own, or the caller's open one: the change then commits or rolls
+    back with whatever else the caller writes in it (an admin's audit row). The caller's
+    transaction must not have run anything yet, so that the user lock stays its first
+    statement (see the module docstring)."""
+    if conn is not None:
+        yield conn
+        return
+    with engine.begin() as own:
+        yield own
+
+
 def _lock_user(conn: Connection, user_id: int) -> None:
     """The first statement of every writing transaction (see the module docstring)."""
     uid = _count("user_id", user_id, minimum=-_BIGINT, maximum=_BIGINT)
@@ -138,7 +153,8 @@ def _new_grant(conn: Connection, user_id: int, amount: int, *, kind: str, reason
 
 
 def _credit(engine: Engine, user_id: int, amount: int, *, kind: str, reason: str,
-            expires_at: datetime | None, request_id: str, now: datetime | None) -> tuple[int, int]:
+            expires_at: datetime | None, request_id: str, now: datetime | None,
+            conn: Connection | None = None) -> tuple[int, int]:
     """Validate, lock, then add a grant; (grant id, ledger row id)."""
     _count("amount", amount, minimum=1)
     reason, request_id = _text("reason", reason, required=True), _text("request_id", request_id)
@@ -148,45 +164,46 @@ def _credit(engine: Engine, user_id: int, amount: int, *, kind: str, reason: str
     expiry = utc(expires_at)
     if expiry is not None and expiry <= at:
         raise ValueError(f"expires_at {expiry.isoformat()} is not in the future")
-    with engine.begin() as conn:
-        _lock_user(conn, user_id)
-        Wallet(conn, user_id, at).expire()
-        return _new_grant(conn, user_id, amount, kind=kind, reason=reason, now=at,
+    with _transaction(engine, conn) as tx:
+        _lock_user(tx, user_id)
+        Wallet(tx, user_id, at).expire()
+        return _new_grant(tx, user_id, amount, kind=kind, reason=reason, now=at,
                           expires_at=expiry, request_id=request_id)
 
 
 def grant(engine: Engine, user_id: int, amount: int, *, reason: str,
           expires_at: datetime | None = None, request_id: str = "",
-          now: datetime | None = None) -> int:
+          now: datetime | None = None, conn: Connection | None = None) -> int:
     """Add credits (amount > 0), optionally expiring; returns the grant id.
 
     A naive `expires_at` is taken as UTC; one not after `now` is refused, since such a grant
-    could never be spent.
+    could never be spent. With `conn` (e.g. `session.connection()`) the grant is written in
+    that transaction and commits with it; the caller commits.
     """
     return _credit(engine, user_id, amount, kind="grant", reason=reason, expires_at=expires_at,
-                   request_id=request_id, now=now)[0]
+                   request_id=request_id, now=now, conn=conn)[0]
 
 
 def adjust(engine: Engine, user_id: int, amount: int, *, reason: str, request_id: str = "",
-           now: datetime | None = None) -> int:
+           now: datetime | None = None, conn: Connection | None = None) -> int:
     """A signed correction by an operator; returns the ledger row id.
 
     Positive: a new non-expiring grant. Negative: taken from grants like spending, never below
-    zero (InsufficientCredits, nothing written).
+    zero (InsufficientCredits, nothing written). `conn`: as for grant().
     """
     _count("amount", amount, minimum=-MAX_CREDITS)
     if amount >= 0:
         return _credit(engine, user_id, amount, kind="adjustment", reason=reason,
-                       expires_at=None, request_id=request_id, now=now)[1]
+                       expires_at=None, request_id=request_id, now=now, conn=conn)[1]
     reason, request_id = _text("reason", reason, required=True), _text("request_id", request_id)
     at = _now(now)
-    with engine.begin() as conn:
-        _lock_user(conn, user_id)
-        wallet = Wallet(conn, user_id, at)
+    with _transaction(engine, conn) as tx:
+        _lock_user(tx, user_id)
+        wallet = Wallet(tx, user_id, at)
         wallet.expire()
         wallet.take(-amount)
-        return write_entry(conn, user_id, "adjustment", amount, reason=reason, now=at,
-                      request_id=request_id)
+        return write_entry(tx, user_id, "adjustment", amount, reason=reason, now=at,
+                           request_id=request_id)
 
 
 def refund(engine: Engine, user_id: int, amount: int, *, reason: str, request_id: str = "",
@@ -295,11 +312,13 @@ def _check_user(conn: Connection, user_id: int) -> None:
         raise UnknownUser(f"no user {user_id}")
 
 
-def balance(engine: Engine, user_id: int, *, now: datetime | None = None) -> int:
-    """Spendable credits: the remaining credits of grants unexpired at `now`. Reads only."""
-    with engine.connect() as conn:
-        _check_user(conn, user_id)
-        return Wallet(conn, user_id, _now(now)).available()
+def balance(engine: Engine, user_id: int, *, now: datetime | None = None,
+            conn: Connection | None = None) -> int:
+    """Spendable credits: the remaining credits of grants unexpired at `now`. Reads only
+    (in the caller's transaction with `conn`: a balance that includes its uncommitted change)."""
+    with nullcontext(conn) if conn is not None else engine.connect() as tx:
+        _check_user(tx, user_id)
+        return Wallet(tx, user_id, _now(now)).available()
 
 
 def expire_grants(engine: Engine, user_id: int, *, now: datetime | None = None) -> int:

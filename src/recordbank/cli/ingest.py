@@ -8,10 +8,12 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -38,9 +40,20 @@ out = Console()
 def _runtime() -> Runtime:
     try:
         return open_runtime()
+    except ValidationError as exc:
+        settings_error(exc)
     except StoreBusy as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(3) from exc
+
+
+def settings_error(exc: ValidationError) -> NoReturn:
+    """A refused setting: one line per variable (the value is never repeated), exit 2."""
+    for err in exc.errors():
+        name = "RECORDBANK_" + "_".join(str(p) for p in err["loc"]).upper()
+        why = err["msg"].removeprefix("Value error, ")
+        console.print(f"[red]error:[/red] {escape(name)}: {escape(why)}")
+    raise typer.Exit(2) from None
 
 
 class _ProgressView:

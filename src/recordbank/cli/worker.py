@@ -1,4 +1,5 @@
-"""`recordbank worker` (ingest queue workers in a process of their own) and `recordbank watch`.
+"""`recordbank worker` (ingest queue workers in a process of their own), `recordbank watch` (a
+folder) and `recordbank watch-bucket` (an S3-compatible bucket).
 
 With PostgreSQL and a ClickHouse server, run any number of these on any machines. With the
 embedded store, `recordbank serve` already runs workers (chDB allows one process per store).
@@ -12,8 +13,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
+from rich.markup import escape
 
-from recordbank.cli.ingest import _runtime, app, console, out
+from recordbank.cli.ingest import _runtime, app, console, out, settings_error
+from recordbank.config import get_settings
+from recordbank.ingest.bucket_location import parse_bucket_url
+from recordbank.ingest.bucket_watch import BucketAccess, BucketError, BucketWatcher
 from recordbank.ingest.watch import FolderWatcher
 from recordbank.ingest.worker import Worker, WorkerPool
 
@@ -75,4 +81,55 @@ def watch(
         out.print(f"{len(found.queued)} new file(s) queued, {found.known} already known, "
                       f"{found.waiting} still changing")
         if once or stop.wait(interval):
+            return
+
+
+@app.command("watch-bucket")
+def watch_bucket(
+    url: Annotated[str | None, typer.Argument(
+        help="s3://bucket or s3://bucket/prefix (default: RECORDBANK_BUCKET_URL)")] = None,
+    once: Annotated[bool, typer.Option("--once", help="Scan once and exit")] = False,
+    interval: Annotated[float | None, typer.Option(
+        min=1, help="Seconds between scans (default: RECORDBANK_BUCKET_INTERVAL_SECONDS, 60)")]
+    = None,
+    source: Annotated[str | None, typer.Option(
+        help="Source name for the jobs (default: the key's folder name)")] = None,
+) -> None:
+    """Download every new object of an S3-compatible bucket and queue it as an ingest job
+    (endpoint, region and credentials from RECORDBANK_BUCKET_ENDPOINT_URL, _REGION,
+    _ACCESS_KEY_ID, _SECRET_ACCESS_KEY, never the command line; with --once, exit 1 when the
+    bucket cannot be listed or some objects could not be downloaded)."""
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        settings_error(exc)
+    if not (url or settings.bucket_url):
+        console.print("[red]error:[/red] no bucket: give s3://bucket/prefix or set "
+                      "RECORDBANK_BUCKET_URL")
+        raise typer.Exit(2)
+    try:
+        location = parse_bucket_url(url or settings.bucket_url)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    rt = _runtime()
+    stop = threading.Event()
+    watcher = BucketWatcher(rt.engine, location, rt.settings.resolved_landing_dir(),
+                            BucketAccess.from_settings(rt.settings), source=source, stop=stop)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    every = interval or rt.settings.bucket_interval_seconds
+    while True:
+        try:
+            found = watcher.scan()
+        except BucketError as exc:
+            console.print(f"[red]error:[/red] {escape(str(exc))}")
+            if once:
+                raise typer.Exit(1) from None
+        else:
+            out.print(f"{len(found.queued)} new object(s) queued, {found.known} already known, "
+                      f"{found.failed} failed to download", markup=False)
+            if once and found.failed:
+                raise typer.Exit(1)
+        if once or stop.wait(every):
             return

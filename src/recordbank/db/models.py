@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -30,11 +31,17 @@ class Base(DeclarativeBase):
 
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+ACTIVE_SQL = "status IN ('queued', 'running')"
 
 
 class Job(Base):
     __tablename__ = "ingest_jobs"
-    __table_args__ = (Index("ix_ingest_jobs_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_ingest_jobs_status_next", "status", "next_attempt_at"),
+        # At most one queued-or-running job per content (migration 0008; queue.enqueue).
+        Index("uq_ingest_jobs_active_checksum", "checksum", unique=True,
+              sqlite_where=text(ACTIVE_SQL), postgresql_where=text(ACTIVE_SQL)),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
                                     primary_key=True, autoincrement=True)

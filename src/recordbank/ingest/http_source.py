@@ -9,10 +9,10 @@ is recognised by its checksum and not ingested again.
 
 Every error text is cleaned of the source's secret before it is stored or logged.
 
-Runs are claimed in one statement (as ingest/queue.py claims jobs), which sets a lease on the
-source and pushes its next_run_at forward, so any number of schedulers in any processes run a
-due source once. The lease is renewed while pages arrive; a run that died frees the source when
-its lease ends.
+Runs are claimed in one statement (db/claim.py, as ingest/queue.py claims jobs), which sets a
+lease on the source and pushes its next_run_at forward, so any number of schedulers in any
+processes run a due source once. The lease is renewed while pages arrive; a run that died frees
+the source when its lease ends.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import threading
 import time
@@ -32,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, and_, or_, select, update
 
+from recordbank.db import claim as db_claim
 from recordbank.db.session import session_scope
 from recordbank.ingest import job_view, queue
 from recordbank.ingest.http_fetch import Fetch, FetchError, Stopped, redact
@@ -45,7 +45,7 @@ from recordbank.ingest.http_sources_model import (
     get,
     to_source,
 )
-from recordbank.ingest.landing import INCOMING, discard
+from recordbank.ingest.landing import INCOMING, discard, place
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +109,7 @@ def _land(records: Iterator[dict[str, Any]], landing: Path, name: str) -> tuple[
             return None, 0
         checksum = digest.hexdigest()
         final = landing / checksum / temp.name
-        final.parent.mkdir(parents=True, exist_ok=True)
-        created = not final.exists()  # there already: a job may be reading it, leave it be
-        if created:
-            os.replace(temp, final)
+        created = place(temp, final)  # False: there already, a job may be reading it
         return _Landed(final, checksum, size, created), count
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -144,16 +141,13 @@ def claim_due(engine: Engine, *, now: datetime | None = None) -> tuple[Source, d
     push its next_run_at to the lease end, in one statement; None when none is due."""
     at = now or _now()
     until = at + timedelta(seconds=LEASE_SECONDS)
-    due = (select(HttpSource.id)
-           .where(HttpSource.enabled.is_(True), HttpSource.next_run_at <= at,
-                  or_(HttpSource.lease_until.is_(None), HttpSource.lease_until < at))
-           .order_by(HttpSource.next_run_at, HttpSource.id).limit(1)
-           .with_for_update(skip_locked=True).scalar_subquery())
-    stmt = (update(HttpSource).where(HttpSource.id == due)
-            .values(next_run_at=until, lease_until=until).returning(HttpSource.id))
-    with engine.begin() as conn:
-        claimed = conn.execute(stmt).scalar()
-    source = _load(engine, int(claimed)) if claimed is not None else None
+    due = and_(HttpSource.enabled.is_(True), HttpSource.next_run_at <= at,
+               or_(HttpSource.lease_until.is_(None), HttpSource.lease_until < at))
+    row = db_claim.claim_next(engine, HttpSource.id, due=due,
+                              order_by=[HttpSource.next_run_at, HttpSource.id],
+                              values={"next_run_at": until, "lease_until": until},
+                              returning=[HttpSource.id])
+    source = _load(engine, int(row[0])) if row is not None else None
     return (source, until) if source is not None else None
 
 

@@ -39,7 +39,8 @@ PAGINATION_TYPES = ("none", "page", "cursor", "link")
 STATUSES = ("ok", "empty", "failed")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")  # an RFC 9110 token
-PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
+# dotted keys; no control characters (PostgreSQL stores no NUL) and no lone surrogates
+PATH = re.compile(r"^[^.\s\x00-\x1f\x7f\ud800-\udfff]+(\.[^.\s\x00-\x1f\x7f\ud800-\udfff]+)*$")
 MIN_INTERVAL, MAX_INTERVAL = 10, 30 * 86_400
 MAX_PAGES = 100_000
 DEFAULT_PAGINATION: dict[str, Any] = {"type": "none", "page_param": "page", "start": 1,
@@ -179,7 +180,8 @@ def check_path(path: str, what: str) -> str:
 
 
 def _header_value(name: str, value: str) -> str:
-    if any((c < " " and c != "\t") or c == "\x7f" for c in value) or len(value) > 8000:
+    if any((c < " " and c != "\t") or c == "\x7f" or "\ud800" <= c <= "\udfff" for c in value) \
+            or len(value) > 8000:
         raise SourceError(f"header {name}: control characters or too long")
     return value.strip()
 
@@ -235,6 +237,8 @@ def check_mapping(path: str | None) -> str | None:
     """Loaded now, so that a bad mapping file fails here and not at every run's ingest."""
     if not path:
         return None
+    if any(c == "\x00" or "\ud800" <= c <= "\udfff" for c in path):
+        raise SourceError(f"mapping file {path[:200]!r}: not a usable path")
     resolved = Path(path).expanduser().resolve()
     try:
         load_mapping_file(resolved)

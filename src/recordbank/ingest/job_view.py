@@ -100,6 +100,22 @@ def get(engine: Engine, job_id: int, *, detail: bool = True) -> dict[str, Any] |
         return public(job, detail=detail) if job is not None else None
 
 
+def live(engine: Engine, job_id: int) -> dict[str, Any] | None:
+    """What the event stream polls several times a second: only the columns that change while
+    a job runs (not the mapping report and the other large JSON columns of `get`)."""
+    cols = (Job.id, Job.status, Job.stage, Job.attempts, Job.progress, Job.rows_read,
+            Job.rows_inserted, Job.rows_duplicate, Job.rows_quarantined)
+    with engine.connect() as conn:
+        row = conn.execute(select(*cols).where(Job.id == job_id)).first()
+    if row is None:
+        return None
+    return {"id": row.id, "status": row.status, "stage": row.stage, "attempts": row.attempts,
+            "progress": row.progress,
+            "counts": {"read": row.rows_read or 0, "inserted": row.rows_inserted or 0,
+                       "duplicate": row.rows_duplicate or 0,
+                       "quarantined": row.rows_quarantined or 0}}
+
+
 def path_of(engine: Engine, job_id: int) -> str | None:
     with session_scope(engine) as s:
         return s.scalar(select(Job.path).where(Job.id == job_id))

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, case, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from recordbank.db.models import IngestedFile, Job
@@ -17,6 +18,7 @@ from recordbank.notify import webhooks
 
 # A running job whose worker has not beaten for this long is considered dead and resumable.
 STALE_AFTER = timedelta(seconds=60)
+CLAIM_ROUNDS = 3
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -60,7 +62,21 @@ def claim_file(engine: Engine, *, source: str, path: str, file_name: str, checks
 
     A checksum already published is a no-op (reported with the job that did it); a job for the
     same checksum left unfinished by a dead worker is resumed; one still running is reported busy.
+    One queued or running job per checksum is the database's rule (a unique index): a claim
+    that loses a race to another process looks again.
     """
+    for _ in range(CLAIM_ROUNDS - 1):
+        try:
+            return _claim_file(engine, source=source, path=path, file_name=file_name,
+                               checksum=checksum, size=size, options=options)
+        except IntegrityError:
+            continue
+    return _claim_file(engine, source=source, path=path, file_name=file_name,
+                       checksum=checksum, size=size, options=options)
+
+
+def _claim_file(engine: Engine, *, source: str, path: str, file_name: str, checksum: str,
+                size: int, options: dict[str, Any]) -> Claim:
     with session_scope(engine) as s:
         done = s.get(IngestedFile, checksum)
         if done is not None:
@@ -73,8 +89,8 @@ def claim_file(engine: Engine, *, source: str, path: str, file_name: str, checks
             return Claim(job.id, "already-ingested", done.job_id)
         unfinished = ("queued", "running", "failed")
         q = (select(Job).where(Job.checksum == checksum, Job.status.in_(unfinished),
-                               Job.duplicate_of.is_(None))
-             .order_by(Job.id).with_for_update())
+                               Job.duplicate_of.is_(None))  # the queued or running one first
+             .order_by(case((Job.status == "failed", 1), else_=0), Job.id).with_for_update())
         open_job = s.scalars(q).first()
         if open_job is not None:
             worker = (open_job.options or {}).get("worker")

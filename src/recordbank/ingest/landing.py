@@ -8,7 +8,8 @@ the name's extension before any byte is read, the first bytes (images, executabl
 the pipeline cannot open) as soon as they arrive, and the pipeline's own detection on the whole
 file once it is complete. Only a complete, accepted upload moves (atomically, same filesystem)
 to `<landing>/<sha256>/<name>`; anything else removes its temporary file, also when the client
-goes away mid-upload.
+goes away mid-upload. Once its content is ingested, the landed copy is deleted again
+(ingest/landed_files.py; not with RECORDBANK_KEEP_LANDED_FILES).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -39,6 +41,8 @@ BLOCK: Final = 1 << 20
 SNIFF_BYTES: Final = 512  # enough for every magic number below (tar's sits at 257)
 MAX_NAME: Final = 200
 INCOMING: Final = ".incoming"
+PLACE_ROUNDS: Final = 5
+_SHA256: Final = re.compile(r"[0-9a-f]{64}")
 
 DATA_EXTENSIONS: Final = frozenset({".csv", ".tsv", ".txt", ".json", ".jsonl", ".ndjson",
                                     ".xml", ".parquet", ".xlsx", ".xls", ".sql"})
@@ -228,10 +232,7 @@ class _Incoming:
         check_landed(self.path, self.name)
         checksum = self._digest.hexdigest()
         final = landing / checksum / self.name
-        final.parent.mkdir(parents=True, exist_ok=True)
-        created = not final.exists()  # if it is there, a job may be reading it: leave it be
-        if created:
-            os.replace(self.path, final)
+        created = place(self.path, final)
         self.discard()
         return Landed(final, self.name, checksum, self.size, created)
 
@@ -318,3 +319,51 @@ def discard(path: Path) -> None:
         path.unlink()
     with contextlib.suppress(OSError):
         path.parent.rmdir()
+
+
+# --- the landed file's place and end -----------------------------------------------------------
+
+def place(temp: Path, final: Path) -> bool:
+    """Move a complete file to its place `<landing>/<sha256>/<name>`. False, leaving `temp`,
+    when a file of that name is there already: it holds the same bytes (the folder is their
+    checksum), and a job may be reading it. A cleanup may remove the (empty) folder at the same
+    moment (remove_landed): the folder is then made again."""
+    for _ in range(PLACE_ROUNDS):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():
+            return False
+        try:
+            os.replace(temp, final)
+            return True
+        except FileNotFoundError:
+            if not temp.exists():
+                raise
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(temp, final)
+    return True
+
+
+def remove_landed(path: Path, landing: Path, checksum: str) -> int:
+    """Delete the landed copies of content that is ingested: every file in its folder
+    `<landing>/<checksum>/` (they all hold these bytes, under the names they came with, and
+    the UTF-8 copies the pipeline made beside them), then the folder. Nothing outside that
+    folder is touched: `path` must be a file in it, or nothing is removed. The number of
+    files removed."""
+    root = landing.resolve()
+    folder = root / checksum
+    try:
+        where = path.resolve().parent
+    except (OSError, RuntimeError):  # a symlink loop: not ours
+        return 0
+    if not _SHA256.fullmatch(checksum) or where != folder:
+        return 0
+    removed = 0
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(folder):
+            if entry.is_file(follow_symlinks=False) or entry.is_symlink():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed += 1
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+    return removed

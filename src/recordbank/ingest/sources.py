@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import glob
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 from recordbank.ingest.errors import IngestError
 
 _CHUNK = 4 * 1024 * 1024
+
+
+class CopyStopped(Exception):
+    """copy_hashed was asked to stop (a shutdown) before the end of its stream."""
 
 
 def expand_paths(items: Iterable[str]) -> list[Path]:
@@ -36,10 +41,22 @@ def expand_paths(items: Iterable[str]) -> list[Path]:
 
 def file_checksum(path: Path) -> tuple[str, int]:
     """SHA-256 of the content and its size: the same bytes under any name are the same file."""
+    with path.open("rb") as fh:
+        return copy_hashed(fh)
+
+
+def copy_hashed(src: BinaryIO, dest: BinaryIO | None = None,
+                stop: Callable[[], bool] | None = None) -> tuple[str, int]:
+    """SHA-256 and size of a stream read in blocks, each block also written to `dest` if given,
+    so a download is hashed on its way to disk. `stop()` true between blocks raises
+    CopyStopped (the caller removes what it wrote)."""
     digest = hashlib.sha256()
     size = 0
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
+    while chunk := src.read(_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+        if dest is not None:
+            dest.write(chunk)
+        if stop is not None and stop():
+            raise CopyStopped("stopped")
     return digest.hexdigest(), size

@@ -4,7 +4,8 @@ Files are picked up once they have stopped changing (size and mtime unchanged fo
 `settle_seconds`), so a file still being copied in is not read half-written; hidden files and
 the usual partial-download names are ignored. A file is hashed once per (size, mtime) it shows,
 not at every scan; the queue itself makes a content that is already queued or ingested a no-op,
-whatever its name.
+whatever its name. WatchLoop runs any such scanner (this one, ingest/bucket_watch.py's) on an
+interval.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
+from typing import Protocol
 
 from sqlalchemy import Engine
 
@@ -30,11 +32,26 @@ class ScanResult:
     queued: list[int] = field(default_factory=list)  # new jobs
     known: int = 0  # files whose content was already queued or ingested
     waiting: int = 0  # files still changing
+    failed: int = 0  # files that could not be read or fetched this time (tried again next scan)
 
 
-def _ignored(path: Path) -> bool:
-    name = path.name
-    return name.startswith((".", "~")) or name.lower().endswith(PARTIAL_SUFFIXES)
+class ScanError(Exception):
+    """A scan could not run for a reason outside this code (a store unreachable, access
+    refused): logged as one line, not a traceback, and the loop tries again."""
+
+
+class Scanner(Protocol):
+    label: str
+
+    def scan(self) -> ScanResult: ...
+
+
+def ignored(relative: PurePath) -> bool:
+    """Hidden (a dot at the start of any part), backup (~) or partial-download names: a file
+    (or an object key, relative to where the watch starts) that is not one to take."""
+    name = relative.name
+    return (name.startswith((".", "~")) or name.lower().endswith(PARTIAL_SUFFIXES)
+            or any(part.startswith(".") for part in relative.parts[:-1]))
 
 
 class FolderWatcher:
@@ -46,6 +63,7 @@ class FolderWatcher:
         self.folder = Path(folder)
         self.settle_seconds = settle_seconds
         self.source = source
+        self.label = f"watched folder {self.folder}"
         self._seen: dict[Path, tuple[int, int]] = {}  # path -> (size, mtime_ns) already queued
 
     def _source_for(self, path: Path) -> str:
@@ -61,8 +79,8 @@ class FolderWatcher:
             return result
         at = time.time() if now is None else now
         for path in sorted(self.folder.rglob("*")):
-            if _ignored(path) or any(p.startswith(".") for p in path.relative_to(
-                    self.folder).parts[:-1]) or not path.is_file() or path.is_symlink():
+            if ignored(path.relative_to(self.folder)) or not path.is_file() \
+                    or path.is_symlink():
                 continue
             try:
                 st = path.stat()
@@ -78,6 +96,7 @@ class FolderWatcher:
                 checksum, size = file_checksum(path)
             except OSError as exc:
                 log.warning("watched folder: cannot read %s: %s", path, exc)
+                result.failed += 1
                 continue
             if (size, path.stat().st_mtime_ns) != signature:  # changed while hashing
                 result.waiting += 1
@@ -94,12 +113,16 @@ class FolderWatcher:
 
 
 class WatchLoop:
-    """Scans a folder every `interval` seconds in a thread of its own (for `recordbank serve`)."""
+    """Runs a scanner (a folder, a bucket) every `interval` seconds in a thread of its own (for
+    `recordbank serve`). `stop` may be shared with the scanner, so that closing the loop also
+    cuts a long scan short."""
 
-    def __init__(self, watcher: FolderWatcher, interval: float) -> None:
+    def __init__(self, watcher: Scanner, interval: float, *, name: str = "watch-folder",
+                 stop: threading.Event | None = None) -> None:
         self.watcher, self.interval = watcher, interval
-        self.stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="watch-folder")
+        self.stop = stop or threading.Event()
+        self._failing: str | None = None  # the last ScanError's text: logged once, not per scan
+        self._thread = threading.Thread(target=self._run, daemon=True, name=name)
 
     def start(self) -> WatchLoop:
         self._thread.start()
@@ -113,9 +136,16 @@ class WatchLoop:
         while not self.stop.is_set():
             try:
                 found = self.watcher.scan()
+                if self._failing is not None:
+                    log.info("%s: scanning works again", self.watcher.label)
+                    self._failing = None
                 if found.queued:
-                    log.info("watched folder %s: %d new file(s) queued", self.watcher.folder,
-                             len(found.queued))
+                    log.info("%s: %d new file(s) queued", self.watcher.label, len(found.queued))
+            except ScanError as exc:
+                if str(exc) != self._failing:
+                    log.warning("%s: %s (trying again every %g s)", self.watcher.label, exc,
+                                self.interval)
+                self._failing = str(exc)
             except Exception:  # noqa: BLE001 - the DB may be back at the next scan
-                log.exception("scanning the watched folder failed")
+                log.exception("scanning the %s failed", self.watcher.label)
             self.stop.wait(self.interval)

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from recordbank.ingest import queue
+from recordbank.ingest import landed_files, queue
 from recordbank.ingest.errors import IngestError, JobCancelled, LeaseLost
 from recordbank.ingest.pipeline import IngestOptions, Ingestor, IngestResult, Progress
 from recordbank.runtime import Runtime
@@ -158,8 +158,11 @@ class Worker:
                                   result.quarantined))
         final = heart.progress
         if result.status == "succeeded":
-            return queue.release(engine, claimed.id, self.name, outcome="succeeded",
-                                 progress=final)
+            status = queue.release(engine, claimed.id, self.name, outcome="succeeded",
+                                   progress=final)
+            if status == "succeeded":  # the landed copy is not needed any more
+                landed_files.drop_quietly(engine, self.rt.settings, claimed.id)
+            return status
         if result.error_code == JobCancelled.code:
             return queue.release(engine, claimed.id, self.name, outcome="cancelled",
                                  progress=final)

@@ -1,8 +1,8 @@
 """Sending webhook deliveries: claim the due ones, POST them signed, retry with backoff.
 
 A delivery is claimed like an ingest job (one UPDATE ... RETURNING, FOR UPDATE SKIP LOCKED on
-PostgreSQL) with a short lease, so several API processes may run dispatchers. A 2xx answer
-delivers it; anything else (or no answer) retries after 10 s, 20 s, 40 s … up to
+PostgreSQL: db/claim.py) with a short lease, so several API processes may run dispatchers. A
+2xx answer delivers it; anything else (or no answer) retries after 10 s, 20 s, 40 s … up to
 MAX_ATTEMPTS, then the delivery is failed and stays visible to admins with its last error.
 """
 
@@ -16,8 +16,9 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, and_, func, or_, select
 
+from recordbank.db import claim as db_claim
 from recordbank.db.session import session_scope
 from recordbank.notify.models import Webhook, WebhookDelivery
 from recordbank.notify.webhooks import (
@@ -36,14 +37,6 @@ BACKOFF_MAX_SECONDS = 3600.0
 LEASE_SECONDS = 60.0
 
 
-def _claim_sql(dialect: str) -> str:
-    lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
-    return ("UPDATE webhook_deliveries SET lease_until = :until, attempts = attempts + 1 "
-            "WHERE id = (SELECT id FROM webhook_deliveries WHERE status = 'pending' "
-            "AND next_attempt_at <= :now AND (lease_until IS NULL OR lease_until < :now) "
-            f"ORDER BY next_attempt_at, id LIMIT 1{lock}) RETURNING id")
-
-
 class Dispatcher:
     def __init__(self, engine: Engine, *, timeout: float = 10.0,
                  backoff_base: float = BACKOFF_BASE_SECONDS,
@@ -57,11 +50,16 @@ class Dispatcher:
         self.client.close()
 
     def claim(self, now: datetime | None = None) -> int | None:
+        """Take the pending delivery due longest (and not leased), or None."""
         at = now or datetime.now(UTC)
-        with self.engine.begin() as conn:
-            row = conn.execute(text(_claim_sql(self.engine.dialect.name)),
-                               {"now": at, "until": at + timedelta(seconds=LEASE_SECONDS)}
-                               ).first()
+        d = WebhookDelivery
+        due = and_(d.status == "pending", d.next_attempt_at <= at,
+                   or_(d.lease_until.is_(None), d.lease_until < at))
+        row = db_claim.claim_next(
+            self.engine, d.id, due=due, order_by=[d.next_attempt_at, d.id],
+            values={"lease_until": at + timedelta(seconds=LEASE_SECONDS),
+                    "attempts": d.attempts + 1},
+            returning=[d.id])
         return None if row is None else int(row[0])
 
     def send_due(self, now: datetime | None = None) -> int:

@@ -32,8 +32,15 @@ _HISTORY_COLUMNS = ("id", "created_at", "request_id", "key_id", "method", "path"
 
 
 def as_utc(value: datetime) -> datetime:
-    """Naive datetimes are taken as UTC; aware ones are converted."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    """Naive datetimes are taken as UTC; aware ones are converted. A time within its offset of
+    year 1 or 9999 (0001-01-01T00:00+01:00) has no UTC datetime: it becomes the first or last
+    one there is, which any filter or comparison treats the same."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        return (datetime.min if value.year < 5000 else datetime.max).replace(tzinfo=UTC)
 
 
 def _filters(user_id: int, since: datetime | None, until: datetime | None,

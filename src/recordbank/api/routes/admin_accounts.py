@@ -1,8 +1,9 @@
 """Admin API for accounts: users, their keys and credits, and the admin audit log.
 
 Every route needs an admin key (403 FORBIDDEN otherwise). Every change is written to the
-admin_audit table; plaintext keys appear in exactly one answer (issue or rotate) and nowhere
-else: not in the audit log, not in an idempotent replay, not in any later read.
+admin_audit table in the change's own transaction; plaintext keys appear in exactly one
+answer (issue or rotate) and nowhere else: not in the audit log, not in an idempotent replay,
+not in any later read.
 Handlers are plain functions: FastAPI runs them on its worker threads, where the blocking DB
 calls belong.
 """
@@ -19,7 +20,7 @@ from starlette.responses import Response
 
 from recordbank.accounts import admin as accounts
 from recordbank.accounts import audit
-from recordbank.accounts.users import DEFAULT_SCOPES, AccountError, issue_key
+from recordbank.accounts.users import DEFAULT_SCOPES, AccountError
 from recordbank.api import idempotency
 from recordbank.api.auth import Principal
 from recordbank.api.deps import Admin, Context, set_headers
@@ -48,7 +49,7 @@ from recordbank.billing import ledger
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 MAX_ID = 2**63 - 1
-_TARGET = re.compile(r"^(user|key)(?::(\d{1,18}))?$")
+_TARGET = re.compile(r"^(user|key|source|webhook)(?::(\d{1,18}))?$")
 
 UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="User id")]
 KeyId = Annotated[int, Path(ge=1, le=MAX_ID, description="API key id")]
@@ -59,7 +60,8 @@ IdempotencyKey = Annotated[str | None, Header(
                 "once")]
 
 
-def _actor(request: Request, caller: Principal) -> audit.Actor:
+def audit_actor(request: Request, caller: Principal) -> audit.Actor:
+    """Who acts, for the audit log: the admin's user and key, and the request id."""
     return audit.Actor(caller.user_id, caller.key_id,
                        str(getattr(request.state, "request_id", "")))
 
@@ -81,7 +83,7 @@ def _page(total: int, limit: int, offset: int, returned: int) -> dict[str, int]:
 def create_user(request: Request, ctx: Context, caller: Admin, body: UserCreate) -> Response:
     """Create a user (no keys, no credits yet). A taken email is 409 CONFLICT."""
     try:
-        user = accounts.create_user(ctx.engine, _actor(request, caller), body.email,
+        user = accounts.create_user(ctx.engine, audit_actor(request, caller), body.email,
                                     name=body.name, role=body.role, status=body.status,
                                     rate_limit=body.rate_limit)
     except AccountError as exc:
@@ -128,7 +130,7 @@ def update_user(request: Request, ctx: Context, caller: Admin, user_id: UserId,
     """Change name, role, status or rate limit. `status: disabled` refuses every key of the
     user within a second; you cannot disable or demote yourself (409)."""
     try:
-        user = accounts.update_user(ctx.engine, _actor(request, caller), user_id,
+        user = accounts.update_user(ctx.engine, audit_actor(request, caller), user_id,
                                     body.changes())
     except AccountError as exc:
         raise _refusal(exc) from exc
@@ -137,21 +139,14 @@ def update_user(request: Request, ctx: Context, caller: Admin, user_id: UserId,
 
 def _apply_credits(request: Request, ctx: Context, caller: Principal, user_id: int,
                    body: CreditChangeRequest, applied: list[bool]) -> Response:
-    """Grant or adjust; `applied` gets an entry once the ledger has committed the change."""
-    request_id = str(getattr(request.state, "request_id", ""))
+    """Grant or adjust, with its audit row in the same transaction; `applied` gets an entry
+    once that transaction has committed."""
+    actor = audit_actor(request, caller)
     try:
-        if body.amount > 0:
-            grant_id: int | None = ledger.grant(ctx.engine, user_id, body.amount,
-                                                reason=body.reason, expires_at=body.expires_at,
-                                                request_id=request_id)
-            applied.append(True)
-            entry_id = accounts.grant_entry_id(ctx.engine, grant_id) if grant_id else None
-        else:
-            grant_id = None
-            entry_id = ledger.adjust(ctx.engine, user_id, body.amount, reason=body.reason,
-                                     request_id=request_id)
-            applied.append(True)
-        balance = ledger.balance(ctx.engine, user_id)
+        data = accounts.change_credits(ctx.engine, actor, user_id, body.amount,
+                                       reason=body.reason, expires_at=body.expires_at,
+                                       request_id=actor.request_id)
+        applied.append(True)
     except ledger.UnknownUser as exc:
         raise ApiError(404, "NOT_FOUND", f"no user with id {user_id}") from exc
     except ledger.InsufficientCredits as exc:
@@ -159,13 +154,6 @@ def _apply_credits(request: Request, ctx: Context, caller: Principal, user_id: i
                        details={"required": exc.required, "available": exc.available}) from exc
     except (TypeError, ValueError) as exc:
         raise ApiError(422, "VALIDATION_ERROR", str(exc)) from exc
-    kind = "grant" if body.amount > 0 else "adjustment"
-    data = {"user_id": user_id, "kind": kind, "amount": body.amount, "reason": body.reason,
-            "expires_at": body.expires_at.isoformat() if body.expires_at else None,
-            "grant_id": grant_id, "ledger_entry_id": entry_id, "balance": balance}
-    action = "credits.grant" if kind == "grant" else "credits.adjust"
-    audit.record(ctx.engine, _actor(request, caller), action, "user", user_id,
-                 {k: v for k, v in data.items() if k != "user_id"})
     return success(data, status=201)
 
 
@@ -209,14 +197,10 @@ def create_key(request: Request, ctx: Context, caller: Admin, user_id: UserId,
     if body.admin and "admin" not in scopes:
         scopes.append("admin")
     try:
-        accounts.get_user(ctx.engine, user_id)
-        issued = issue_key(ctx.engine, user_id, name=body.name, scopes=scopes,
-                           expires_at=body.expires_at)
+        issued = accounts.issue_key(ctx.engine, audit_actor(request, caller), user_id,
+                                    name=body.name, scopes=scopes, expires_at=body.expires_at)
     except AccountError as exc:
         raise _refusal(exc) from exc
-    audit.record(ctx.engine, _actor(request, caller), "key.issue", "key", issued.id,
-                 {"user_id": user_id, "name": issued.name, "prefix": issued.prefix,
-                  "scopes": issued.scopes, "expires_at": issued.expires_at})
     return success(accounts.issued_dict(issued, ctx.engine), status=201)
 
 
@@ -227,7 +211,7 @@ def rotate_key(request: Request, ctx: Context, caller: Admin, key_id: KeyId) -> 
     same transaction (refused everywhere within a second). A revoked or expired key cannot be
     rotated (409)."""
     try:
-        rotated = accounts.rotate_key(ctx.engine, _actor(request, caller), key_id)
+        rotated = accounts.rotate_key(ctx.engine, audit_actor(request, caller), key_id)
     except AccountError as exc:
         raise _refusal(exc) from exc
     data = {**accounts.issued_dict(rotated.issued, ctx.engine),
@@ -240,7 +224,7 @@ def rotate_key(request: Request, ctx: Context, caller: Admin, key_id: KeyId) -> 
 def revoke_key(request: Request, ctx: Context, caller: Admin, key_id: KeyId) -> Response:
     """Revoke a key (refused everywhere within a second). Revoking twice is not an error."""
     try:
-        key, revoked_now = accounts.revoke_key(ctx.engine, _actor(request, caller), key_id)
+        key, revoked_now = accounts.revoke_key(ctx.engine, audit_actor(request, caller), key_id)
     except AccountError as exc:
         raise _refusal(exc) from exc
     return success(key, {"already_revoked": not revoked_now})
@@ -253,7 +237,9 @@ def audit_log(
                                        description="The acting admin's user id")] = None,
     action: Action | None = None,
     target: Annotated[str | None, Query(
-        pattern=_TARGET.pattern, description="`user`, `key`, `user:12` or `key:7`")] = None,
+        pattern=_TARGET.pattern,
+        description="`user`, `key`, `source`, `webhook`, or one of them: `user:12`, `key:7`, "
+                    "`source:3`, `webhook:5`")] = None,
     since: Annotated[datetime | None, Query(description="ISO date or time, inclusive")] = None,
     until: Annotated[datetime | None, Query(description="ISO date or time, exclusive")] = None,
     limit: Limit = 100,
@@ -265,7 +251,8 @@ def audit_log(
     if target is not None:
         match = _TARGET.match(target)
         if match is None:  # the Query pattern already refused it; kept for direct calls
-            raise ApiError(422, "VALIDATION_ERROR", "target must look like user:12 or key:7")
+            raise ApiError(422, "VALIDATION_ERROR",
+                           "target must look like user:12, key:7, source:3 or webhook:5")
         target_type = match.group(1)
         target_id = int(match.group(2)) if match.group(2) else None
     rows, total = audit.search(ctx.engine, actor_user_id=actor, action=action,

@@ -2,22 +2,25 @@
 
 Every route needs an admin key (403 FORBIDDEN otherwise). A source's secret goes in with
 POST or PATCH and never comes out: answers say `"secret": "set"` or `"unset"`, and errors are
-cleaned of it. Handlers are plain functions: FastAPI runs them on its worker threads, where the
-blocking DB calls and a run's HTTP fetches belong (never on the event loop).
+cleaned of it. Every change and run is in the admin audit log (GET /v1/admin/audit), summed up
+without the secret, header values or URL query values. Handlers are plain functions: FastAPI
+runs them on its worker threads, where the blocking DB calls and a run's HTTP fetches belong
+(never on the event loop).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import Response
 
+from recordbank.accounts import audit
 from recordbank.api.deps import Context
 from recordbank.api.errors import ApiError
 from recordbank.api.responses import success
-from recordbank.api.routes.admin_accounts import MAX_ID, Admin
+from recordbank.api.routes.admin_accounts import MAX_ID, Admin, audit_actor
 from recordbank.api.schemas import errors
 from recordbank.ingest import http_sources_model as sources
 from recordbank.ingest.http_source import Busy, run_now
@@ -152,6 +155,31 @@ def _refusal(exc: sources.SourceError) -> ApiError:
     return ApiError(422, "VALIDATION_ERROR", str(exc))
 
 
+def _summary(source: dict[str, Any]) -> dict[str, Any]:
+    """What the audit log keeps of a source (from its public view): header names but not
+    their values, the URL without query values, whether a secret is set."""
+    return {"name": source["name"], "url": audit.safe_url(source["url"]),
+            "interval_seconds": source["interval_seconds"],
+            "records_path": source["records_path"], "pagination": source["pagination"],
+            "headers": sorted(source["headers"]), "secret_header": source["secret_header"],
+            "secret": source["secret"], "mapping_file": source["mapping_file"],
+            "enabled": source["enabled"]}
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any],
+             sent: dict[str, Any]) -> dict[str, Any]:
+    """Field by field, what a PATCH changed; headers as names added, removed or changed."""
+    old, new = _summary(before), _summary(after)
+    diff = {f: {"from": old[f], "to": new[f]} for f in old if f != "headers" and old[f] != new[f]}
+    if before["headers"] != after["headers"]:
+        b, a = before["headers"], after["headers"]
+        diff["headers"] = {"added": sorted(set(a) - set(b)), "removed": sorted(set(b) - set(a)),
+                           "changed": sorted(k for k in set(a) & set(b) if a[k] != b[k])}
+    if sent.get("secret") and "secret" not in diff:
+        diff["secret"] = {"from": old["secret"], "to": "replaced"}
+    return diff
+
+
 @router.get("", response_model=SourceListEnvelope, responses=errors(401, 403, 429))
 def list_sources(ctx: Context, caller: Admin) -> Response:
     """Every source by name, with its last run and outcome."""
@@ -161,12 +189,15 @@ def list_sources(ctx: Context, caller: Admin) -> Response:
 
 @router.post("", status_code=201, response_model=SourceEnvelope,
              responses=errors(401, 403, 409, 413, 422, 429))
-def create_source(ctx: Context, caller: Admin, body: SourceCreate) -> Response:
+def create_source(request: Request, ctx: Context, caller: Admin,
+                  body: SourceCreate) -> Response:
     """Add a source; it is due at once. A taken name is 409 CONFLICT."""
     try:
         made = sources.create(ctx.engine, **body.model_dump())
     except sources.SourceError as exc:
         raise _refusal(exc) from exc
+    audit.record(ctx.engine, audit_actor(request, caller), "source.create", "source", made["id"],
+                 _summary(made))
     return success(made, status=201)
 
 
@@ -181,28 +212,44 @@ def get_source(ctx: Context, caller: Admin, source_id: SourceId) -> Response:
 
 @router.patch("/{source_id}", response_model=SourceEnvelope,
               responses=errors(401, 403, 404, 413, 422, 429))
-def update_source(ctx: Context, caller: Admin, source_id: SourceId,
+def update_source(request: Request, ctx: Context, caller: Admin, source_id: SourceId,
                   body: SourceUpdate) -> Response:
-    """Change what is sent (enabled, interval, url, headers, secret, pagination…)."""
+    """Change what is sent (enabled, interval, url, headers, secret, pagination…). Audited as
+    `source.enable` or `source.disable` when `enabled` flips, else `source.update`; a change
+    that changes nothing is not audited."""
+    sent = body.changes()
     try:
-        return success(sources.update(ctx.engine, source_id, body.changes()))
+        before = sources.get(ctx.engine, source_id)
+        after = sources.update(ctx.engine, source_id, sent)
     except sources.SourceError as exc:
         raise _refusal(exc) from exc
+    diff = _changes(before, after, sent)
+    if diff:
+        flipped = "enabled" in diff
+        action = ("source.update" if not flipped
+                  else "source.enable" if after["enabled"] else "source.disable")
+        audit.record(ctx.engine, audit_actor(request, caller), action, "source", source_id,
+                     {"name": after["name"], "changes": diff})
+    return success(after)
 
 
 @router.delete("/{source_id}", response_model=SourceEnvelope,
                responses=errors(401, 403, 404, 422, 429))
-def delete_source(ctx: Context, caller: Admin, source_id: SourceId) -> Response:
+def delete_source(request: Request, ctx: Context, caller: Admin,
+                  source_id: SourceId) -> Response:
     """Remove a source (its jobs and ingested records stay)."""
     try:
-        return success(sources.delete(ctx.engine, source_id))
+        gone = sources.delete(ctx.engine, source_id)
     except sources.SourceError as exc:
         raise _refusal(exc) from exc
+    audit.record(ctx.engine, audit_actor(request, caller), "source.delete", "source", source_id,
+                 _summary(gone))
+    return success(gone)
 
 
 @router.post("/{source_id}/run", response_model=RunEnvelope,
              responses=errors(401, 403, 404, 409, 422, 429))
-def run_source(ctx: Context, caller: Admin, source_id: SourceId) -> Response:
+def run_source(request: Request, ctx: Context, caller: Admin, source_id: SourceId) -> Response:
     """Run the source now (also a disabled one) and answer with the outcome; the run's file
     is queued as an ingest job. 409 CONFLICT while a run holds the source."""
     try:
@@ -211,4 +258,8 @@ def run_source(ctx: Context, caller: Admin, source_id: SourceId) -> Response:
         raise _refusal(exc) from exc
     except Busy as exc:
         raise ApiError(409, "CONFLICT", str(exc)) from exc
-    return success(outcome.to_dict())
+    ran = outcome.to_dict()
+    audit.record(ctx.engine, audit_actor(request, caller), "source.run", "source", source_id,
+                 {k: ran[k] for k in ("source", "status", "records", "pages", "job_id",
+                                      "job_kind", "error")})
+    return success(ran)

@@ -1,18 +1,25 @@
-"""Admin API for webhooks: endpoints (secret shown once) and their deliveries."""
+"""Admin API for webhooks: endpoints (secret shown once) and their deliveries.
+
+Adding and deleting a webhook is in the admin audit log (GET /v1/admin/audit): its URL without
+query values, its events and threshold, never its signing secret."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from recordbank.accounts import audit
 from recordbank.api.deps import Admin, Context
 from recordbank.api.errors import ApiError
 from recordbank.api.responses import success
+from recordbank.api.routes.admin_accounts import audit_actor
 from recordbank.api.schemas import errors
+from recordbank.api.schemas_admin import plain_text
 from recordbank.notify import dispatch, webhooks
 from recordbank.notify.models import EVENTS
 
@@ -31,6 +38,12 @@ class WebhookCreate(BaseModel):
         "balance.low fires when a user's balance goes below this many credits"))
     description: str = Field(default="", max_length=500)
 
+    @field_validator("url", "description")
+    @classmethod
+    def _printable(cls, value: str, info: ValidationInfo) -> str:
+        """No control characters (PostgreSQL cannot store NUL; nobody means them)."""
+        return plain_text(value, str(info.field_name), lines=info.field_name == "description")
+
 
 class Envelope(BaseModel):
     status: Literal["success"]
@@ -42,9 +55,19 @@ def _iso(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
 
 
+def _summary(hook: dict[str, Any]) -> dict[str, Any]:
+    """What the audit log keeps of a webhook: never its secret (describe() has none)."""
+    return {"url": audit.safe_url(hook["url"]), "events": list(hook["events"]),
+            "balance_threshold": hook["balance_threshold"], "description": hook["description"]}
+
+
+def _find(engine: Engine, webhook_id: int) -> dict[str, Any] | None:
+    return next((h for h in webhooks.list_webhooks(engine) if h["id"] == webhook_id), None)
+
+
 @router.post("", status_code=201, response_model=Envelope,
              responses=errors(400, 401, 403, 422, 429))
-async def create(ctx: Context, _admin: Admin, body: WebhookCreate) -> Response:
+async def create(request: Request, ctx: Context, caller: Admin, body: WebhookCreate) -> Response:
     """Add a webhook; its signing secret is in this answer only."""
     try:
         made = await run_in_threadpool(
@@ -52,6 +75,11 @@ async def create(ctx: Context, _admin: Admin, body: WebhookCreate) -> Response:
             balance_threshold=body.balance_threshold, description=body.description)
     except webhooks.WebhookError as exc:
         raise ApiError(400, "INVALID_QUERY", str(exc)) from exc
+    summary = _summary({"url": body.url, "events": sorted(set(body.events)),
+                        "balance_threshold": body.balance_threshold,
+                        "description": body.description[:500]})
+    await run_in_threadpool(audit.record, ctx.engine, audit_actor(request, caller),
+                            "webhook.create", "webhook", made.id, summary)
     return success({"id": made.id, "secret": made.secret,
                     "signature": "X-Recordbank-Signature: sha256=HMAC(secret, "
                                  "'<X-Recordbank-Timestamp>.<body>')"}, status=201)
@@ -64,10 +92,14 @@ async def list_all(ctx: Context, _admin: Admin) -> Response:
 
 
 @router.delete("/{webhook_id}", response_model=Envelope, responses=errors(401, 403, 404, 429))
-async def remove(ctx: Context, _admin: Admin,
+async def remove(request: Request, ctx: Context, caller: Admin,
                  webhook_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> Response:
-    if not await run_in_threadpool(webhooks.delete_webhook, ctx.engine, webhook_id):
+    hook = await run_in_threadpool(_find, ctx.engine, webhook_id)
+    if hook is None or not await run_in_threadpool(webhooks.delete_webhook, ctx.engine,
+                                                   webhook_id):
         raise ApiError(404, "NOT_FOUND", f"no webhook {webhook_id}")
+    await run_in_threadpool(audit.record, ctx.engine, audit_actor(request, caller),
+                            "webhook.delete", "webhook", webhook_id, _summary(hook))
     return success({"id": webhook_id, "deleted": True})
 
 

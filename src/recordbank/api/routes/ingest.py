@@ -27,7 +27,7 @@ from recordbank.api.errors import ApiError
 from recordbank.api.responses import success
 from recordbank.api.schemas import errors
 from recordbank.api.schemas_ingest import JobEnvelope, JobsEnvelope, UploadEnvelope
-from recordbank.ingest import job_view, landing, queue, rejects
+from recordbank.ingest import job_view, landed_files, landing, queue, rejects
 from recordbank.ingest.detect import FORMATS
 from recordbank.store.client import StoreBusy
 from recordbank.usage.report import as_utc
@@ -37,6 +37,7 @@ router = APIRouter(prefix="/v1/ingest", tags=["ingest"])
 MAX_ID = 2**63 - 1
 MAX_PAGE = 1000
 MAX_OFFSET = 1_000_000
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # names that reach the DB: PostgreSQL stores no NUL
 UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
     "multipart/form-data": {"schema": {
@@ -71,11 +72,13 @@ async def upload(
     filename: Annotated[str | None, Query(min_length=1, max_length=1000, description=(
         "The file's name (its extension tells the type) for a raw body; or send "
         "Content-Disposition"))] = None,
-    source: Annotated[str | None, Query(min_length=1, max_length=200, description=(
+    source: Annotated[str | None, Query(min_length=1, max_length=200, pattern=PRINTABLE,
+                                       description=(
         "Source name (default: the file name without its extension)"))] = None,
     fmt: Annotated[str | None, Query(alias="format", pattern=f"^({'|'.join(FORMATS)})$",
                                      description="Force the format")] = None,
-    table: Annotated[str | None, Query(min_length=1, max_length=200, description=(
+    table: Annotated[str | None, Query(min_length=1, max_length=200, pattern=PRINTABLE,
+                                      description=(
         "Dump table / sheet / XML element to read"))] = None,
     date_order: Annotated[Literal["DMY", "MDY", "YMD"] | None, Query()] = None,
     region: Annotated[str | None, Query(pattern="^[A-Za-z]{2}$", description=(
@@ -91,7 +94,7 @@ async def upload(
     if encoding is not None:
         try:
             codecs.lookup(encoding)
-        except LookupError as exc:
+        except (LookupError, ValueError) as exc:  # ValueError: a NUL in the name
             raise ApiError(422, "VALIDATION_ERROR", f"unknown text encoding {encoding!r}") \
                 from exc
     headers = request.headers
@@ -129,6 +132,8 @@ def _register(ctx: Any, landed: landing.Landed, source: str,
             got.kind == "already-queued"
             and job_view.path_of(ctx.engine, shown) != str(landed.path))):
         landing.discard(landed.path)  # that job reads its own copy; this one is not needed
+    elif got.kind == "duplicate":  # an older copy of content ingested since: not needed either
+        landed_files.drop_quietly(ctx.engine, ctx.settings, got.job_id)
     job = _job_or_404(ctx, shown)
     return success(job, {"kind": got.kind, "checksum": landed.checksum,
                          "size_bytes": landed.size,
@@ -142,8 +147,9 @@ def _register(ctx: Any, landed: landing.Landed, source: str,
 async def list_jobs(
     request: Request, ctx: Context, _caller: Ingester,
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
-    source: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-    origin: Annotated[str | None, Query(min_length=1, max_length=32, description=(
+    source: Annotated[str | None, Query(min_length=1, max_length=200, pattern=PRINTABLE)] = None,
+    origin: Annotated[str | None, Query(min_length=1, max_length=32, pattern=PRINTABLE,
+                                        description=(
         "upload (HTTP uploads)"))] = None,
     since: Annotated[datetime | None, Query(description="Created at or after (UTC if no "
                                                         "zone)")] = None,
@@ -176,13 +182,18 @@ async def get_job(ctx: Context, _caller: Ingester, job_id: JobId) -> Response:
 @router.post("/jobs/{job_id}/retry", response_model=JobEnvelope,
              responses=errors(401, 403, 404, 409, 422, 429))
 async def retry_job(ctx: Context, _caller: Ingester, job_id: JobId) -> Response:
-    """Queue a failed or cancelled job again, with a fresh set of attempts (409 otherwise)."""
+    """Queue a failed or cancelled job again, with a fresh set of attempts. 409 for any other
+    job, and when the retry could only fail: its content was ingested since (by another job),
+    another job of the same content is queued or running, or its file is gone."""
     def run() -> Response:
         before = _job_or_404(ctx, job_id)
         if before["status"] not in ("failed", "cancelled") or before["duplicate_of"]:
             raise ApiError(409, "CONFLICT", f"job {job_id} is {before['status']}: only failed "
                                             "or cancelled jobs can be retried")
-        queue.retry(ctx.engine, job_id)
+        try:
+            queue.retry(ctx.engine, job_id)
+        except queue.RetryRefused as exc:  # ingested since, queued again, or its file gone
+            raise ApiError(409, "CONFLICT", str(exc)) from exc
         return success(_job_or_404(ctx, job_id, detail=True), {})
     return await run_in_threadpool(run)
 
@@ -220,7 +231,10 @@ async def job_events(request: Request, ctx: Context, _caller: Ingester,
     async def load() -> dict[str, Any] | None:
         return await run_in_threadpool(job_view.get, ctx.engine, job_id, detail=False)
 
-    return StreamingResponse(sse.job_events(load, request.is_disconnected),
+    async def live() -> dict[str, Any] | None:
+        return await run_in_threadpool(job_view.live, ctx.engine, job_id)
+
+    return StreamingResponse(sse.job_events(load, request.is_disconnected, live=live),
                              media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
 
 

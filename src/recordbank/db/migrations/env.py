@@ -5,6 +5,7 @@ from alembic import context
 import recordbank.accounts.audit
 import recordbank.accounts.models
 import recordbank.billing.models
+import recordbank.ingest.bucket_model
 import recordbank.ingest.http_sources_model
 import recordbank.notify.models
 import recordbank.usage.models  # noqa: F401 - every table in Base.metadata

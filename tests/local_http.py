@@ -1,12 +1,16 @@
-"""A real local HTTP server with paged JSON records, for the scheduled HTTP source tests.
+"""Small real HTTP servers for tests, each on 127.0.0.1 in a daemon thread.
 
-Paths (each checks the secret header when one is set: 401 without it):
+PagesServer: paged JSON records, for the scheduled HTTP source tests. Paths (each checks the
+secret header when one is set: 401 without it):
   /none                 {"data": {"items": [all records]}}
   /page?page=N          {"data": {"items": [page N]}}, pages from 1, empty past the end
   /cursor?cursor=C      {"items": [...], "meta": {"next_cursor": "…" or null}}
   /link?offset=O        [records...] with `Link: </link?offset=…>; rel="next"` until the end
   /fail/500, /badjson, /same (the same full page whatever the page), /big (a large page)
   /redirect?to=URL      302 to URL
+  /open                 like /none, without the secret check
+
+Receiver: records every POST (webhook deliveries) and answers with queued status codes.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 SECRET_HEADER = "Authorization"
@@ -29,29 +33,64 @@ def person(i: int) -> dict[str, Any]:
             "address": {"city": "Springfield", "zip": f"{10000 + i}"}, "tags": ["a", "b"]}
 
 
-class PagesServer(ThreadingHTTPServer):
+class LocalServer(ThreadingHTTPServer):
+    """A server on 127.0.0.1 (port 0: any free one) served from a daemon thread."""
+
     daemon_threads = True
 
+    def __init__(self, port: int, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", port), handler)
+        self.lock = threading.Lock()
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self.shutdown()
+            self._thread.join(5)
+        self.server_close()
+
+
+S = TypeVar("S", bound=LocalServer)
+
+
+@contextmanager
+def running(server: S) -> Iterator[S]:
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+class _Quiet(BaseHTTPRequestHandler):
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+class PagesServer(LocalServer):
     def __init__(self, port: int, records: list[dict[str, Any]], *, page_size: int = 10,
                  secret: str | None = SECRET) -> None:
-        super().__init__(("127.0.0.1", port), _Handler)
+        super().__init__(port, _PagesHandler)
         self.records, self.page_size, self.secret = records, page_size, secret
         self.seen: list[tuple[str, dict[str, str]]] = []  # (path with query, headers)
-        self.lock = threading.Lock()
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.server_address[1]}{path}"
+        return f"http://{host}:{self.port}{path}"
 
     def hits(self, prefix: str) -> int:
         with self.lock:
             return sum(1 for path, _ in self.seen if path.startswith(prefix))
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _PagesHandler(_Quiet):
     server: PagesServer
-
-    def log_message(self, *_: Any) -> None:
-        pass
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -106,14 +145,36 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": "not found"})
 
 
-@contextmanager
-def serving(port: int, records: list[dict[str, Any]], **kw: Any) -> Iterator[PagesServer]:
-    server = PagesServer(port, records, **kw)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+def serving(port: int, records: list[dict[str, Any]],
+            **kw: Any) -> AbstractContextManager[PagesServer]:
+    """A PagesServer on `port` for the `with` block."""
+    return running(PagesServer(port, records, **kw))
+
+
+class Receiver(LocalServer):
+    """Records every POST to `url`; answers with the queued status codes (`answers`), then 200."""
+
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(port, _ReceiverHandler)
+        self.got: list[dict[str, Any]] = []  # {"headers": …, "body": bytes}, in arrival order
+        self.answers: list[int] = []
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+
+
+class _ReceiverHandler(_Quiet):
+    server: Receiver
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        srv = self.server
+        with srv.lock:
+            srv.got.append({"headers": dict(self.headers), "body": body})
+            status = srv.answers.pop(0) if srv.answers else 200
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def receiving(port: int = 0) -> AbstractContextManager[Receiver]:
+    """A Receiver for the `with` block."""
+    return running(Receiver(port))

@@ -1,0 +1,65 @@
+"""Deleting landed copies once their content is ingested, so the landing folder does not grow
+by every file ever uploaded.
+
+Whose file: uploads, HTTP source runs and bucket objects land as our own copies in
+`<landing>/<sha256>/<name>` (LANDED_ORIGINS); those go once a job of that content succeeded
+(ingested, or answered as a duplicate of content ingested before). The watched folder's files
+(origin "folder") and what `recordbank ingest` reads (no origin) belong to the user and are
+never deleted. A job that failed or was cancelled keeps its file: a retry reads it.
+
+Nothing that a finished job shows depends on the file: the job's row keeps its name, checksum,
+counts and mapping report, and its rejected rows are in the store's quarantine table
+(GET /v1/ingest/jobs/{id}/rejects.csv). A failed job of the same content whose file went with
+this cleanup cannot be retried (ingest/queue.retry says why): its content is ingested already.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Final
+
+from sqlalchemy import Engine, select
+
+from recordbank.config import Settings
+from recordbank.db.models import IngestedFile, Job
+from recordbank.db.session import session_scope
+from recordbank.ingest.landing import remove_landed
+from recordbank.ingest.queue import ACTIVE
+
+log = logging.getLogger(__name__)
+
+LANDED_ORIGINS: Final = frozenset({"upload", "http", "bucket"})
+
+
+def drop_ingested(engine: Engine, settings: Settings, job_id: int) -> int:
+    """After job `job_id` succeeded: delete the landed copies of its content, unless the
+    settings keep them, the job's file is not such a copy, or the content is not ingested
+    (or a job of it is queued or running). The number of files deleted."""
+    if settings.keep_landed_files:
+        return 0
+    with session_scope(engine) as s:
+        job = s.get(Job, job_id)
+        if job is None or job.status != "succeeded" or job.origin not in LANDED_ORIGINS \
+                or not job.checksum or s.get(IngestedFile, job.checksum) is None:
+            return 0
+        active = s.scalar(select(Job.id).where(Job.checksum == job.checksum,
+                                               Job.status.in_(ACTIVE)).limit(1))
+        if active is not None:
+            return 0
+        path, checksum = Path(job.path), job.checksum
+    removed = remove_landed(path, settings.resolved_landing_dir(), checksum)
+    if removed:
+        log.info("job %s: deleted %d landed file(s) of content %s…", job_id, removed,
+                 checksum[:12])
+    return removed
+
+
+def drop_quietly(engine: Engine, settings: Settings, job_id: int) -> int:
+    """drop_ingested for callers whose own work is done (a worker, an upload): a file that
+    cannot be deleted now is logged, never their failure."""
+    try:
+        return drop_ingested(engine, settings, job_id)
+    except Exception as exc:  # noqa: BLE001 - the job's outcome stands whatever happens here
+        log.warning("job %s: deleting its landed file failed: %s", job_id, exc)
+        return 0

@@ -1,0 +1,181 @@
+"""The watched S3-compatible bucket, against a real S3 HTTP server (moto's, on a local port):
+new objects become jobs once, across scans and restarts; content known under another key is
+not ingested twice; changed objects are taken again; skipped names are never downloaded;
+listings are paged; a worker then ingests what was queued."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from s3kit import S3, calls, jobs, people_csv, server
+from sqlalchemy import Engine, select
+
+from recordbank.config import Settings
+from recordbank.db.session import get_engine, session_scope
+from recordbank.ingest.bucket_model import BucketObject
+from recordbank.ingest.worker import Worker
+from recordbank.runtime import Runtime
+
+
+@pytest.fixture
+def s3(free_port: int) -> Iterator[S3]:
+    with server(free_port) as s:
+        yield s
+
+
+@pytest.fixture
+def engine(database_url: str) -> Engine:
+    return get_engine(Settings(database_url=database_url).resolved_database_url())
+
+
+def rows(engine: Engine) -> dict[str, BucketObject]:
+    with session_scope(engine) as s:
+        return {r.key: r for r in s.scalars(select(BucketObject))}
+
+
+def landed(landing: Path) -> list[Path]:
+    return sorted(p for p in landing.rglob("*") if p.is_file())
+
+
+def test_new_objects_become_jobs_once_also_after_a_restart(s3: S3, engine: Engine,
+                                                           tmp_path: Path) -> None:
+    bucket, landing = s3.bucket(), tmp_path / "landing"
+    a, b = people_csv(tmp_path, 20, 1), people_csv(tmp_path, 20, 2)
+    s3.put(bucket, "in/a.csv", a)
+    s3.put(bucket, "in/crm/b.csv", b)
+    watcher = s3.watcher(engine, f"s3://{bucket}/in", landing)
+    gets = calls(watcher, "GetObject")
+    first = watcher.scan()
+    assert len(first.queued) == 2 and first.known == 0 and first.failed == 0
+    assert len(gets) == 2
+    found = {j.file_name: j for j in jobs(engine)}
+    assert {j.origin for j in found.values()} == {"bucket"}
+    assert found["a.csv"].source == "a" and found["b.csv"].source == "crm"
+    sha_a = hashlib.sha256(a).hexdigest()
+    assert found["a.csv"].checksum == sha_a and found["a.csv"].size_bytes == len(a)
+    assert Path(found["a.csv"].path) == (landing / sha_a / "a.csv")
+    assert Path(found["a.csv"].path).read_bytes() == a  # the whole object, as stored
+    assert not list((landing / ".incoming").iterdir())  # no temporary file left behind
+    seen = rows(engine)
+    assert set(seen) == {"in/a.csv", "in/crm/b.csv"}
+    assert seen["in/a.csv"].checksum == sha_a and seen["in/a.csv"].job_id == found["a.csv"].id
+
+    again = watcher.scan()
+    assert again.queued == [] and again.known == 0 and len(gets) == 2  # nothing downloaded
+    restarted = s3.watcher(engine, f"s3://{bucket}/in", landing)  # a new process, same DB
+    gets_after = calls(restarted, "GetObject")
+    assert restarted.scan().queued == [] and gets_after == []
+    assert len(jobs(engine)) == 2
+
+
+def test_same_content_under_other_keys_is_ingested_once(s3: S3, runtime: Runtime,
+                                                        tmp_path: Path) -> None:
+    bucket, landing, engine = s3.bucket(), tmp_path / "landing", runtime.engine
+    body = people_csv(tmp_path, 30, 3)
+    s3.put(bucket, "one.csv", body)
+    s3.put(bucket, "two.csv", body)
+    watcher = s3.watcher(engine, f"s3://{bucket}", landing)
+    result = watcher.scan()
+    assert len(result.queued) == 1 and result.known == 1  # the second: already queued
+    sha = hashlib.sha256(body).hexdigest()
+    assert [p.name for p in landed(landing)] == ["one.csv"]  # the second copy was removed
+    assert Worker(runtime, lease_seconds=5).run_once() == result.queued[0]
+    s3.put(bucket, "three.csv", body)  # after the ingest: a duplicate
+    later = watcher.scan()
+    assert later.queued == [] and later.known == 1
+    dup = jobs(engine)[-1]
+    assert dup.file_name == "three.csv" and dup.duplicate_of == result.queued[0]
+    assert dup.status == "succeeded" and dup.stage == "already-ingested"
+    assert not (landing / sha / "three.csv").exists()  # downloaded, then removed
+    assert set(rows(engine)) == {"one.csv", "two.csv", "three.csv"}  # none downloaded again
+    assert watcher.scan().known == 0
+
+
+def test_a_changed_object_is_taken_again(s3: S3, engine: Engine, tmp_path: Path) -> None:
+    bucket, landing = s3.bucket(), tmp_path / "landing"
+    s3.put(bucket, "feed/people.csv", people_csv(tmp_path, 10, 4))
+    watcher = s3.watcher(engine, f"s3://{bucket}/feed/", landing)
+    [first] = watcher.scan().queued
+    etag = rows(engine)["feed/people.csv"].etag
+    newer = people_csv(tmp_path, 12, 5)
+    s3.put(bucket, "feed/people.csv", newer)  # same key, new content: a new ETag
+    [second] = watcher.scan().queued
+    assert second != first
+    row = rows(engine)["feed/people.csv"]
+    assert row.etag != etag and row.job_id == second
+    assert row.checksum == hashlib.sha256(newer).hexdigest() and row.size == len(newer)
+    assert watcher.scan().queued == []
+
+
+def test_partial_hidden_folder_and_empty_objects_are_never_downloaded(
+        s3: S3, engine: Engine, tmp_path: Path) -> None:
+    bucket, landing = s3.bucket(), tmp_path / "landing"
+    body = people_csv(tmp_path, 5, 6)
+    for key in ("in/.hidden.csv", "in/big.csv.part", "in/x.csv.crdownload", "in/~lock.csv",
+                "in/.tmp/inside.csv", "in/sub/.cache/deep.csv", "inbox/not-under-in.csv",
+                "other.csv", "in/ok.csv"):
+        s3.put(bucket, key, body if key != "in/ok.csv" else people_csv(tmp_path, 5, 7))
+    s3.put(bucket, "in/folder/", b"")  # a "folder" marker, as consoles make them
+    s3.put(bucket, "in/empty.csv", b"")
+    watcher = s3.watcher(engine, f"s3://{bucket}/in", landing)
+    gets = calls(watcher, "GetObject")
+    assert len(watcher.scan().queued) == 1
+    assert len(gets) == 1
+    assert [j.file_name for j in jobs(engine)] == ["ok.csv"]
+    assert set(rows(engine)) == {"in/ok.csv"}
+    assert [p.name for p in landed(landing)] == ["ok.csv"]
+
+
+def test_listings_are_read_page_by_page(s3: S3, engine: Engine, tmp_path: Path) -> None:
+    bucket = s3.bucket()
+    for i in range(7):
+        s3.put(bucket, f"batch/{i:02d}.csv", people_csv(tmp_path, 3, 100 + i))
+    watcher = s3.watcher(engine, f"s3://{bucket}/batch", tmp_path / "landing", page_size=2)
+    lists = calls(watcher, "ListObjectsV2")
+    assert len(watcher.scan().queued) == 7
+    assert len(lists) == 4  # 2 + 2 + 2 + 1
+    assert sorted(j.file_name for j in jobs(engine)) == [f"{i:02d}.csv" for i in range(7)]
+    with pytest.raises(ValueError):
+        s3.watcher(engine, f"s3://{bucket}", tmp_path, page_size=0)
+    with pytest.raises(ValueError):
+        s3.watcher(engine, f"s3://{bucket}", tmp_path, page_size=1001)
+
+
+def test_a_failed_download_is_tried_again_at_the_next_scan(s3: S3, engine: Engine,
+                                                           tmp_path: Path) -> None:
+    bucket = s3.bucket()
+    s3.put(bucket, "a.csv", people_csv(tmp_path, 5, 8))
+    landing = tmp_path / "landing"
+    landing.write_text("a file where the landing folder should be")
+    watcher = s3.watcher(engine, f"s3://{bucket}", landing)
+    broken = watcher.scan()
+    assert broken.queued == [] and broken.failed == 1
+    assert rows(engine) == {} and jobs(engine) == []  # not remembered
+    landing.unlink()
+    fixed = watcher.scan()
+    assert len(fixed.queued) == 1 and fixed.failed == 0
+    assert set(rows(engine)) == {"a.csv"}
+
+
+def test_objects_from_the_bucket_are_ingested_into_the_store(s3: S3, runtime: Runtime,
+                                                             tmp_path: Path) -> None:
+    bucket = s3.bucket()
+    s3.put(bucket, "drop/crm/people.csv", people_csv(tmp_path, 150, 9))
+    s3.put(bucket, "drop/web/more.csv", people_csv(tmp_path, 40, 10))
+    watcher = s3.watcher(runtime.engine, f"s3://{bucket}/drop",
+                         runtime.settings.resolved_landing_dir())
+    queued = watcher.scan().queued
+    assert len(queued) == 2
+    worker = Worker(runtime, lease_seconds=5)
+    assert [worker.run_once(), worker.run_once(), worker.run_once()] == [*queued, None]
+    done = {j.file_name: j for j in jobs(runtime.engine)}
+    assert done["people.csv"].status == "succeeded" and done["people.csv"].rows_read == 150
+    assert done["more.csv"].status == "succeeded" and done["more.csv"].rows_read == 40
+    assert done["people.csv"].source == "crm"
+    stored = runtime.store.scalar(
+        f"SELECT count() FROM records WHERE job_id IN ({queued[0]}, {queued[1]})")
+    assert int(stored) == done["people.csv"].rows_inserted + done["more.csv"].rows_inserted
+    assert int(stored) > 0
