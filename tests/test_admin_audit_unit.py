@@ -265,3 +265,46 @@ def test_scrub_also_redacts_webhook_secrets_and_safe_url_drops_tokens() -> None:
         f"https://u:{REDACTED}@h.example:8443/p?token={REDACTED}&page={REDACTED}"
     assert audit.safe_url("http://h.example/hook") == "http://h.example/hook"
     assert audit.safe_url("http://h.example/p?flag") == "http://h.example/p?flag"
+
+
+def test_source_and_webhook_changes_commit_with_their_audit_rows(engine: Engine) -> None:
+    """What the admin routes pass as `also`: the audit row joins the change's transaction;
+    a crash after it (before the commit) leaves neither the change nor the row."""
+    from recordbank.ingest import http_sources_model as sources
+    from recordbank.notify import webhooks
+
+    def audited(action: str, crash: bool = False) -> Any:
+        def write(session: Any, *shown: dict[str, Any]) -> None:
+            audit.write(session, ACTOR, action, action.split(".")[0], shown[-1]["id"], {})
+            if crash:
+                raise Crash
+        return write
+
+    with pytest.raises(Crash):
+        sources.create(engine, name="lost", url="http://127.0.0.1:9/x",
+                       also=audited("source.create", crash=True))
+    assert [s["name"] for s in sources.list_all(engine)] == []
+    made = sources.create(engine, name="kept", url="http://127.0.0.1:9/x",
+                          also=audited("source.create"))
+    with pytest.raises(Crash):
+        sources.update(engine, made["id"], {"interval_seconds": 60},
+                       also=audited("source.update", crash=True))
+    assert sources.get(engine, made["id"])["interval_seconds"] == 3600
+    with pytest.raises(Crash):
+        sources.delete(engine, made["id"], also=audited("source.delete", crash=True))
+    assert sources.get(engine, made["id"])["name"] == "kept"
+
+    with pytest.raises(Crash):
+        webhooks.create_webhook(engine, "http://127.0.0.1:9/hook", ["job.completed"],
+                                also=audited("webhook.create", crash=True))
+    assert webhooks.list_webhooks(engine) == []
+    hook = webhooks.create_webhook(engine, "http://127.0.0.1:9/hook", ["job.completed"],
+                                   also=audited("webhook.create"))
+    with pytest.raises(Crash):
+        webhooks.delete_webhook(engine, hook.id, also=audited("webhook.delete", crash=True))
+    assert [h["id"] for h in webhooks.list_webhooks(engine)] == [hook.id]
+    assert not webhooks.delete_webhook(engine, hook.id + 1000, also=audited("webhook.delete"))
+    assert webhooks.delete_webhook(engine, hook.id, also=audited("webhook.delete"))
+    assert webhooks.list_webhooks(engine) == []
+    assert _audited(engine) == [("source.create", made["id"]), ("webhook.create", hook.id),
+                                ("webhook.delete", hook.id)]

@@ -121,8 +121,9 @@ def write(session: Session, actor: Actor, action: str, target_type: str,
 
 def record(engine: Engine, actor: Actor, action: str, target_type: str,
            target_id: int | None, details: dict[str, Any] | None = None) -> int:
-    """An audit row in its own transaction, for changes made by code that owns its own
-    transaction (HTTP sources, webhooks); returns the row id."""
+    """An audit row in its own transaction, for actions that are not one DB change (running
+    an HTTP source now); returns the row id. Changes audit with `write` in their own
+    transaction."""
     with session_scope(engine) as session:
         return write(session, actor, action, target_type, target_id, details).id
 

@@ -25,7 +25,8 @@ class IngestJob(BaseModel):
     id: int
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     stage: str | None
-    origin: str | None = Field(description="upload (HTTP), or null for `recordbank ingest`")
+    origin: str | None = Field(description="upload (HTTP), folder, bucket, http (a scheduled "
+                                               "source), or null for `recordbank ingest`")
     source: str
     file_name: str
     checksum: str | None = Field(description="SHA-256 of the file's bytes")

@@ -8,6 +8,7 @@ that shows a source (CLI, API, logs) goes through `public()`, which says "set" o
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +29,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from recordbank.db.models import Base, utcnow
 from recordbank.db.session import session_scope
@@ -249,11 +250,20 @@ def check_mapping(path: str | None) -> str | None:
 
 # --- reading and writing ------------------------------------------------------------------
 
+# Called with the session and the source as shown, inside the change's transaction: an admin
+# route writes its audit row there, so the change and its record commit together.
+AlsoInTransaction = Callable[[Session, dict[str, Any]], None]
+
+
+def _noop(_s: Session, _shown: dict[str, Any]) -> None:
+    return None
+
+
 def create(engine: Engine, *, name: str, url: str, interval_seconds: int = 3600,
            records_path: str = "", pagination: dict[str, Any] | None = None,
            headers: dict[str, str] | None = None, secret_header: str | None = None,
            secret: str | None = None, mapping_file: str | None = None,
-           enabled: bool = True) -> dict[str, Any]:
+           enabled: bool = True, also: AlsoInTransaction = _noop) -> dict[str, Any]:
     """A new source, due at once (its first run shows at once whether it works)."""
     header, value = check_secret(secret_header, secret)
     row = HttpSource(name=check_name(name), url=check_url(url),
@@ -267,7 +277,9 @@ def create(engine: Engine, *, name: str, url: str, interval_seconds: int = 3600,
         with session_scope(engine) as s:
             s.add(row)
             s.flush()
-            return public(row)
+            shown = public(row)
+            also(s, shown)
+            return shown
     except IntegrityError as exc:
         raise Conflict(f"a source named {name!r} exists already") from exc
 
@@ -301,7 +313,9 @@ UPDATABLE = ("url", "interval_seconds", "records_path", "pagination", "headers",
              "secret_header", "secret", "mapping_file", "enabled")
 
 
-def update(engine: Engine, key: int | str, changes: dict[str, Any]) -> dict[str, Any]:
+def update(engine: Engine, key: int | str, changes: dict[str, Any], *,
+           also: Callable[[Session, dict[str, Any], dict[str, Any]], None] | None = None,
+           ) -> dict[str, Any]:
     """Change the given fields only. A shorter interval brings the next run forward; enabling
     a source whose run time passed while it was off runs it soon."""
     unknown = set(changes) - set(UPDATABLE)
@@ -310,6 +324,7 @@ def update(engine: Engine, key: int | str, changes: dict[str, Any]) -> dict[str,
     now = datetime.now(UTC)
     with session_scope(engine) as s:
         row = _row(s, key)
+        before = public(row, now)
         if "url" in changes:
             row.url = check_url(changes["url"])
         if "records_path" in changes:
@@ -335,12 +350,17 @@ def update(engine: Engine, key: int | str, changes: dict[str, Any]) -> dict[str,
             if row.enabled and row.next_run_at is None:
                 row.next_run_at = now
         s.flush()
-        return public(row, now)
+        after = public(row, now)
+        if also is not None:  # (session, before, after)
+            also(s, before, after)
+        return after
 
 
-def delete(engine: Engine, key: int | str) -> dict[str, Any]:
+def delete(engine: Engine, key: int | str, *,
+           also: AlsoInTransaction = _noop) -> dict[str, Any]:
     with session_scope(engine) as s:
         row = _row(s, key)
         shown = public(row)
         s.delete(row)
+        also(s, shown)
         return shown

@@ -17,12 +17,13 @@ import hmac
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from recordbank.db.session import session_scope
@@ -72,7 +73,10 @@ def check_url(url: str) -> str:
 
 
 def create_webhook(engine: Engine, url: str, events: list[str], *,
-                   balance_threshold: int | None = None, description: str = "") -> CreatedWebhook:
+                   balance_threshold: int | None = None, description: str = "",
+                   also: Callable[[Session, dict[str, Any]], None] | None = None,
+                   ) -> CreatedWebhook:
+    """`also(session, described)` runs inside the transaction (an admin route's audit row)."""
     unknown = sorted(set(events) - set(EVENTS))
     if not events or unknown:
         raise WebhookError(f"events must be some of {', '.join(EVENTS)}"
@@ -88,15 +92,27 @@ def create_webhook(engine: Engine, url: str, events: list[str], *,
                        enabled=True, created_at=datetime.now(UTC))
         s.add(hook)
         s.flush()
+        if also is not None:
+            also(s, describe(hook))
         _cache.clear()
         return CreatedWebhook(hook.id, secret)
 
 
-def delete_webhook(engine: Engine, webhook_id: int) -> bool:
+def delete_webhook(engine: Engine, webhook_id: int, *,
+                   also: Callable[[Session, dict[str, Any]], None] | None = None) -> bool:
+    """False when there is no such webhook; `also(session, described)` runs in the deleting
+    transaction."""
     with session_scope(engine) as s:
-        gone = s.execute(delete(Webhook).where(Webhook.id == webhook_id)).rowcount  # type: ignore[attr-defined]
+        hook = s.get(Webhook, webhook_id, with_for_update=True)
+        if hook is None:
+            return False
+        shown = describe(hook)
+        s.delete(hook)
+        s.flush()
+        if also is not None:
+            also(s, shown)
         _cache.clear()
-        return bool(gone)
+        return True
 
 
 def describe(hook: Webhook) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from recordbank.accounts import audit
@@ -192,12 +193,15 @@ def list_sources(ctx: Context, caller: Admin) -> Response:
 def create_source(request: Request, ctx: Context, caller: Admin,
                   body: SourceCreate) -> Response:
     """Add a source; it is due at once. A taken name is 409 CONFLICT."""
+    actor = audit_actor(request, caller)
+
+    def audited(session: Session, made: dict[str, Any]) -> None:
+        audit.write(session, actor, "source.create", "source", made["id"], _summary(made))
+
     try:
-        made = sources.create(ctx.engine, **body.model_dump())
+        made = sources.create(ctx.engine, **body.model_dump(), also=audited)
     except sources.SourceError as exc:
         raise _refusal(exc) from exc
-    audit.record(ctx.engine, audit_actor(request, caller), "source.create", "source", made["id"],
-                 _summary(made))
     return success(made, status=201)
 
 
@@ -218,18 +222,21 @@ def update_source(request: Request, ctx: Context, caller: Admin, source_id: Sour
     `source.enable` or `source.disable` when `enabled` flips, else `source.update`; a change
     that changes nothing is not audited."""
     sent = body.changes()
+    actor = audit_actor(request, caller)
+
+    def audited(session: Session, before: dict[str, Any], after: dict[str, Any]) -> None:
+        diff = _changes(before, after, sent)
+        if diff:
+            flipped = "enabled" in diff
+            action = ("source.update" if not flipped
+                      else "source.enable" if after["enabled"] else "source.disable")
+            audit.write(session, actor, action, "source", after["id"],
+                        {"name": after["name"], "changes": diff})
+
     try:
-        before = sources.get(ctx.engine, source_id)
-        after = sources.update(ctx.engine, source_id, sent)
+        after = sources.update(ctx.engine, source_id, sent, also=audited)
     except sources.SourceError as exc:
         raise _refusal(exc) from exc
-    diff = _changes(before, after, sent)
-    if diff:
-        flipped = "enabled" in diff
-        action = ("source.update" if not flipped
-                  else "source.enable" if after["enabled"] else "source.disable")
-        audit.record(ctx.engine, audit_actor(request, caller), action, "source", source_id,
-                     {"name": after["name"], "changes": diff})
     return success(after)
 
 
@@ -238,12 +245,15 @@ def update_source(request: Request, ctx: Context, caller: Admin, source_id: Sour
 def delete_source(request: Request, ctx: Context, caller: Admin,
                   source_id: SourceId) -> Response:
     """Remove a source (its jobs and ingested records stay)."""
+    actor = audit_actor(request, caller)
+
+    def audited(session: Session, gone: dict[str, Any]) -> None:
+        audit.write(session, actor, "source.delete", "source", gone["id"], _summary(gone))
+
     try:
-        gone = sources.delete(ctx.engine, source_id)
+        gone = sources.delete(ctx.engine, source_id, also=audited)
     except sources.SourceError as exc:
         raise _refusal(exc) from exc
-    audit.record(ctx.engine, audit_actor(request, caller), "source.delete", "source", source_id,
-                 _summary(gone))
     return success(gone)
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -61,25 +61,22 @@ def _summary(hook: dict[str, Any]) -> dict[str, Any]:
             "balance_threshold": hook["balance_threshold"], "description": hook["description"]}
 
 
-def _find(engine: Engine, webhook_id: int) -> dict[str, Any] | None:
-    return next((h for h in webhooks.list_webhooks(engine) if h["id"] == webhook_id), None)
-
-
 @router.post("", status_code=201, response_model=Envelope,
              responses=errors(400, 401, 403, 422, 429))
 async def create(request: Request, ctx: Context, caller: Admin, body: WebhookCreate) -> Response:
     """Add a webhook; its signing secret is in this answer only."""
+    actor = audit_actor(request, caller)
+
+    def audited(session: Session, hook: dict[str, Any]) -> None:
+        audit.write(session, actor, "webhook.create", "webhook", hook["id"], _summary(hook))
+
     try:
         made = await run_in_threadpool(
             webhooks.create_webhook, ctx.engine, body.url, list(body.events),
-            balance_threshold=body.balance_threshold, description=body.description)
+            balance_threshold=body.balance_threshold, description=body.description,
+            also=audited)
     except webhooks.WebhookError as exc:
         raise ApiError(400, "INVALID_QUERY", str(exc)) from exc
-    summary = _summary({"url": body.url, "events": sorted(set(body.events)),
-                        "balance_threshold": body.balance_threshold,
-                        "description": body.description[:500]})
-    await run_in_threadpool(audit.record, ctx.engine, audit_actor(request, caller),
-                            "webhook.create", "webhook", made.id, summary)
     return success({"id": made.id, "secret": made.secret,
                     "signature": "X-Recordbank-Signature: sha256=HMAC(secret, "
                                  "'<X-Recordbank-Timestamp>.<body>')"}, status=201)
@@ -94,12 +91,14 @@ async def list_all(ctx: Context, _admin: Admin) -> Response:
 @router.delete("/{webhook_id}", response_model=Envelope, responses=errors(401, 403, 404, 429))
 async def remove(request: Request, ctx: Context, caller: Admin,
                  webhook_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> Response:
-    hook = await run_in_threadpool(_find, ctx.engine, webhook_id)
-    if hook is None or not await run_in_threadpool(webhooks.delete_webhook, ctx.engine,
-                                                   webhook_id):
+    actor = audit_actor(request, caller)
+
+    def audited(session: Session, hook: dict[str, Any]) -> None:
+        audit.write(session, actor, "webhook.delete", "webhook", webhook_id, _summary(hook))
+
+    if not await run_in_threadpool(webhooks.delete_webhook, ctx.engine, webhook_id,
+                                   also=audited):
         raise ApiError(404, "NOT_FOUND", f"no webhook {webhook_id}")
-    await run_in_threadpool(audit.record, ctx.engine, audit_actor(request, caller),
-                            "webhook.delete", "webhook", webhook_id, _summary(hook))
     return success({"id": webhook_id, "deleted": True})
 
 

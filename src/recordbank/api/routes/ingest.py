@@ -150,7 +150,8 @@ async def list_jobs(
     source: Annotated[str | None, Query(min_length=1, max_length=200, pattern=PRINTABLE)] = None,
     origin: Annotated[str | None, Query(min_length=1, max_length=32, pattern=PRINTABLE,
                                         description=(
-        "upload (HTTP uploads)"))] = None,
+        "upload (HTTP uploads), folder (the watched folder), bucket (the watched bucket) or "
+        "http (a scheduled HTTP source)"))] = None,
     since: Annotated[datetime | None, Query(description="Created at or after (UTC if no "
                                                         "zone)")] = None,
     until: Annotated[datetime | None, Query(description="Created before")] = None,
