@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -92,3 +97,24 @@ def fill_people(runtime: Runtime, n: int = 3000) -> None:
                ['active', 'pending', 'inactive'][intDiv(number, 3) % 3 + 1],
                map('n', toString(number)), 0.9, []
         FROM (SELECT number, sipHash128('api-test', number) AS h FROM numbers({n}))""")
+
+
+@contextmanager
+def live_server(runtime: Runtime, database_url: str, port: int,
+                **overrides: Any) -> Iterator[tuple[str, Api]]:
+    """The app on a real uvicorn server in a thread: requests arrive concurrently over TCP,
+    and a real HTTP client reads streams. Yields the base URL and an Api for set-up."""
+    from recordbank.api.app import create_app
+
+    rt = api_runtime(runtime, database_url, **overrides)
+    app = create_app(runtime=rt)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", Api(TestClient(app), rt, app)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

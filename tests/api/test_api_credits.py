@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-import uvicorn
-from apikit import Api, api_runtime, fill_people
+from apikit import Api, api_runtime, fill_people, live_server
 from sqlalchemy import func, select
 
 from recordbank.api.app import create_app
@@ -71,22 +68,8 @@ def test_store_unavailable_is_503_and_free(runtime: Runtime, database_url: str) 
 @pytest.fixture
 def live_api(runtime: Runtime, database_url: str,
              free_port: int) -> Iterator[tuple[str, Api]]:
-    """A real uvicorn server on a thread: requests arrive concurrently over TCP."""
-    rt = api_runtime(runtime, database_url)
-    app = create_app(runtime=rt)
-    port = free_port
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    from fastapi.testclient import TestClient
-
-    try:
-        yield f"http://127.0.0.1:{port}", Api(TestClient(app), rt, app)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with live_server(runtime, database_url, free_port) as served:
+        yield served
 
 
 def test_parallel_requests_never_overdraw(live_api: tuple[str, Api]) -> None:

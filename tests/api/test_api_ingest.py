@@ -17,8 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from apikit import Api, api_runtime
+from apikit import Api, api_runtime, live_server
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
@@ -343,20 +342,8 @@ def test_cancel_and_retry(api: Api) -> None:
 
 @pytest.fixture
 def live(runtime: Runtime, database_url: str, free_port: int) -> Iterator[tuple[str, Api]]:
-    """A real uvicorn server on a thread, read by a real HTTP client."""
-    rt = api_runtime(runtime, database_url, ingest_workers=0)
-    app = create_app(runtime=rt)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port,
-                                           log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{free_port}", Api(TestClient(app), rt, app)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with live_server(runtime, database_url, free_port, ingest_workers=0) as served:
+        yield served
 
 
 def read_events(base: str, key: str, job_id: int,

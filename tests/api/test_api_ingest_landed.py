@@ -6,7 +6,6 @@ never a 500."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,8 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from apikit import Api, api_runtime
+from apikit import Api, api_runtime, live_server
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -49,20 +47,8 @@ def api(runtime: Runtime, database_url: str) -> Iterator[Api]:
 
 @pytest.fixture
 def live(runtime: Runtime, database_url: str, free_port: int) -> Iterator[tuple[str, Api]]:
-    """A real uvicorn server on a thread, so that uploads really arrive at the same time."""
-    rt = api_runtime(runtime, database_url, ingest_workers=0)
-    app = create_app(runtime=rt)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port,
-                                           log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{free_port}", Api(TestClient(app), rt, app)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with live_server(runtime, database_url, free_port, ingest_workers=0) as served:
+        yield served
 
 
 def ingester(api: Api) -> str:

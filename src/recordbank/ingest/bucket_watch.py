@@ -31,9 +31,10 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from sqlalchemy import Engine
 
-from recordbank.ingest import bucket_model, job_view, queue
+from recordbank.ingest import bucket_model
 from recordbank.ingest.bucket_location import BucketLocation, parse_bucket_url
-from recordbank.ingest.landing import INCOMING, MAX_NAME, discard, place
+from recordbank.ingest.landed_files import enqueue_copy
+from recordbank.ingest.landing import INCOMING, MAX_NAME, place
 from recordbank.ingest.sources import CopyStopped, copy_hashed
 from recordbank.ingest.watch import ScanError, ScanResult, ignored
 
@@ -201,18 +202,8 @@ class BucketWatcher:
             return
         if landed is None:
             return
-        try:
-            made = queue.enqueue(self.engine, path=str(landed.path), file_name=landed.path.name,
-                                 source=self._source_for(key), checksum=landed.checksum,
-                                 size=landed.size, options={}, origin="bucket")
-        except BaseException:
-            if landed.created:
-                discard(landed.path)
-            raise
-        if landed.created and (made.kind == "duplicate" or (
-                made.kind == "already-queued"
-                and job_view.path_of(self.engine, made.job_id) != str(landed.path))):
-            discard(landed.path)  # the content is ingested (or queued) from another copy
+        made = enqueue_copy(self.engine, landed, source=self._source_for(key), options={},
+                            origin="bucket")
         if made.kind == "queued":
             result.queued.append(made.job_id)
         else:

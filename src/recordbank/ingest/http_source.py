@@ -35,7 +35,7 @@ from sqlalchemy import Engine, and_, or_, select, update
 
 from recordbank.db import claim as db_claim
 from recordbank.db.session import session_scope
-from recordbank.ingest import job_view, queue
+from recordbank.ingest import queue
 from recordbank.ingest.http_fetch import Fetch, FetchError, Stopped, redact
 from recordbank.ingest.http_sources_model import (
     HttpSource,
@@ -45,7 +45,8 @@ from recordbank.ingest.http_sources_model import (
     get,
     to_source,
 )
-from recordbank.ingest.landing import INCOMING, discard, place
+from recordbank.ingest.landed_files import enqueue_copy
+from recordbank.ingest.landing import INCOMING, place
 
 log = logging.getLogger(__name__)
 
@@ -119,18 +120,7 @@ def _queue(engine: Engine, landed: _Landed, source: Source) -> queue.Enqueued:
     options: dict[str, Any] = {"format": "jsonl"}
     if source.mapping_file:
         options["mapping_file"] = source.mapping_file
-    try:
-        made = queue.enqueue(engine, path=str(landed.path), file_name=landed.path.name,
-                             source=source.name, checksum=landed.checksum, size=landed.size,
-                             options=options, origin="http")
-    except BaseException:
-        if landed.created:
-            discard(landed.path)
-        raise
-    if landed.created and (made.kind == "duplicate" or (
-            made.kind == "already-queued"
-            and job_view.path_of(engine, made.job_id) != str(landed.path))):
-        discard(landed.path)  # the content is ingested (or queued) from another copy
+    made = enqueue_copy(engine, landed, source=source.name, options=options, origin="http")
     return made
 
 

@@ -17,19 +17,51 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, Protocol
 
 from sqlalchemy import Engine, select
 
 from recordbank.config import Settings
 from recordbank.db.models import IngestedFile, Job
 from recordbank.db.session import session_scope
-from recordbank.ingest.landing import remove_landed
+from recordbank.ingest import job_view, queue
+from recordbank.ingest.landing import discard, remove_landed
 from recordbank.ingest.queue import ACTIVE
 
 log = logging.getLogger(__name__)
 
 LANDED_ORIGINS: Final = frozenset({"upload", "http", "bucket"})
+
+
+class LandedCopy(Protocol):
+    @property
+    def path(self) -> Path: ...  # <landing>/<sha256>/<name>
+    @property
+    def checksum(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def created(self) -> bool: ...  # False: these bytes under this name were there already
+
+
+def enqueue_copy(engine: Engine, landed: LandedCopy, *, source: str, options: dict[str, Any],
+                 origin: str) -> queue.Enqueued:
+    """Queue a copy that just landed (upload, HTTP source run, bucket object). A copy this
+    call made is removed again when it is not needed: its content is ingested already, or a
+    job reads it from another copy; also when queueing fails."""
+    try:
+        made = queue.enqueue(engine, path=str(landed.path), file_name=landed.path.name,
+                             source=source, checksum=landed.checksum, size=landed.size,
+                             options=options, origin=origin)
+    except BaseException:
+        if landed.created:
+            discard(landed.path)
+        raise
+    if landed.created and (made.kind == "duplicate" or (
+            made.kind == "already-queued"
+            and job_view.path_of(engine, made.job_id) != str(landed.path))):
+        discard(landed.path)
+    return made
 
 
 def drop_ingested(engine: Engine, settings: Settings, job_id: int) -> int:

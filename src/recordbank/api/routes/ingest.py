@@ -119,20 +119,11 @@ async def upload(
 
 def _register(ctx: Any, landed: landing.Landed, source: str,
               options: dict[str, Any]) -> Response:
-    try:
-        got = queue.enqueue(ctx.engine, path=str(landed.path), file_name=landed.file_name,
-                            source=source, checksum=landed.checksum, size=landed.size,
-                            options=options, origin="upload")
-    except BaseException:
-        if landed.created:
-            landing.discard(landed.path)
-        raise
+    got = landed_files.enqueue_copy(ctx.engine, landed, source=source, options=options,
+                                    origin="upload")
     shown = got.previous_job if got.kind == "duplicate" and got.previous_job else got.job_id
-    if landed.created and (got.kind == "duplicate" or (
-            got.kind == "already-queued"
-            and job_view.path_of(ctx.engine, shown) != str(landed.path))):
-        landing.discard(landed.path)  # that job reads its own copy; this one is not needed
-    elif got.kind == "duplicate":  # an older copy of content ingested since: not needed either
+    if got.kind == "duplicate" and not landed.created:
+        # an older copy of content ingested since: not needed either
         landed_files.drop_quietly(ctx.engine, ctx.settings, got.job_id)
     job = _job_or_404(ctx, shown)
     return success(job, {"kind": got.kind, "checksum": landed.checksum,
