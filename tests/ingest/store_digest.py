@@ -8,6 +8,7 @@ chDB opens one store per process, so the store of a CLI or worker run is read in
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,20 @@ QUARANTINE = "SELECT count(), groupBitXor(sipHash64(source_row, reasons, raw)) F
 LEFTOVERS = ("SELECT count() FROM system.tables WHERE database = currentDatabase()"
              " AND (name LIKE 'clean\\_%' OR name LIKE 'stg\\_%')")
 PER_JOB = "SELECT job_id, count() FROM records GROUP BY job_id ORDER BY job_id"
+
+
+def run_env(data: Path, database_url: str) -> dict[str, str]:
+    """The environment of a recordbank subprocess on its own store and the given DB, free of
+    this process's RECORDBANK_ settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECORDBANK_")}
+    env["RECORDBANK_DATA_DIR"] = str(data)
+    env["RECORDBANK_DATABASE_URL"] = database_url
+    return env
+
+
+def cli(*args: str) -> list[str]:
+    """The command line of `recordbank ARGS` with this interpreter."""
+    return [sys.executable, "-m", "recordbank.cli", *args]
 
 
 def digest(env: dict[str, str], *, per_job: bool = False) -> dict[str, Any]:

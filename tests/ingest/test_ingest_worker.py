@@ -4,10 +4,8 @@ mid-job whose job another worker resumes to the rows of one clean run."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +14,9 @@ from typing import Any
 import pytest
 import sqlalchemy
 from sqlalchemy import select
+from store_digest import cli as _cli
 from store_digest import digest
+from store_digest import run_env as _env
 
 from recordbank.db.models import Job
 from recordbank.db.session import session_scope
@@ -130,17 +130,6 @@ def test_stored_options_come_back_and_unknown_ones_are_ignored() -> None:
 
 
 # --- worker processes -------------------------------------------------------------------------
-
-def _env(data: Path, database_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECORDBANK_")}
-    env["RECORDBANK_DATA_DIR"] = str(data)
-    env["RECORDBANK_DATABASE_URL"] = database_url
-    return env
-
-
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "recordbank.cli", *args]
-
 
 def _engine(database_url: str) -> sqlalchemy.Engine:
     return sqlalchemy.create_engine(database_url.replace("postgresql://",

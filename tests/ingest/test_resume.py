@@ -4,30 +4,19 @@ process); the test watches the job's stage in the relational DB to pick kill poi
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from store_digest import cli as _cli
 from store_digest import digest
+from store_digest import run_env as _env
 
 from recordbank.sample import HEADER, generate_people, write_csv
 
 pytestmark = pytest.mark.slow
-
-def _env(data: Path, database_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECORDBANK_")}
-    env["RECORDBANK_DATA_DIR"] = str(data)
-    env["RECORDBANK_DATABASE_URL"] = database_url
-    return env
-
-
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "recordbank.cli", *args]
-
 
 def _stage(database_url: str) -> str | None:
     import sqlalchemy
