@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ from sqlalchemy import Engine, select
 
 from recordbank.config import Settings
 from recordbank.db.session import get_engine, session_scope
-from recordbank.ingest.bucket_model import BucketObject
+from recordbank.ingest import bucket_model
+from recordbank.ingest.bucket_model import BucketClaim, BucketObject
 from recordbank.ingest.worker import Worker
 from recordbank.runtime import Runtime
 
@@ -179,3 +181,57 @@ def test_objects_from_the_bucket_are_ingested_into_the_store(s3: S3, runtime: Ru
         f"SELECT count() FROM records WHERE job_id IN ({queued[0]}, {queued[1]})")
     assert int(stored) == done["people.csv"].rows_inserted + done["more.csv"].rows_inserted
     assert int(stored) > 0
+
+
+def test_two_watchers_of_one_bucket_download_each_object_once(s3: S3, engine: Engine,
+                                                              tmp_path: Path) -> None:
+    """Two `serve` processes (or serve and `watch-bucket`) scanning at the same time."""
+    import threading
+
+    bucket, landing = s3.bucket(), tmp_path / "landing"
+    for i in range(12):
+        s3.put(bucket, f"in/f{i}.csv", people_csv(tmp_path, 5, 100 + i))
+    watchers = [s3.watcher(engine, f"s3://{bucket}/in", landing, page_size=3)
+                for _ in range(3)]
+    gets = [calls(w, "GetObject") for w in watchers]
+    start = threading.Barrier(len(watchers))
+    results = []
+
+    def scan(w: object) -> None:
+        start.wait()
+        results.append(w.scan())  # type: ignore[attr-defined]
+
+    threads = [threading.Thread(target=scan, args=(w,)) for w in watchers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(len(g) for g in gets) == 12  # each object downloaded by one watcher only
+    assert sum(len(r.queued) for r in results) == 12 and len(jobs(engine)) == 12
+    assert all(r.failed == 0 and r.known == 0 for r in results)
+    assert len(rows(engine)) == 12
+    with session_scope(engine) as s:  # every claim ended with its download
+        assert s.scalars(select(BucketClaim)).all() == []
+    later = s3.watcher(engine, f"s3://{bucket}/in", landing)
+    assert later.scan().queued == [] and calls(later, "GetObject") == []
+
+
+def test_a_claim_left_by_a_dead_watcher_is_taken_once_it_runs_out(s3: S3, engine: Engine,
+                                                                  tmp_path: Path) -> None:
+    bucket, landing = s3.bucket(), tmp_path / "landing"
+    s3.put(bucket, "in/a.csv", people_csv(tmp_path, 5, 1))
+    etag = s3.client().head_object(Bucket=bucket, Key="in/a.csv")["ETag"]
+    claimed = {"bucket": bucket, "key": "in/a.csv", "etag": etag, "owner": "dead-watcher"}
+    assert bucket_model.claim(engine, **claimed, seconds=3600)
+    assert not bucket_model.claim(engine, **{**claimed, "owner": "other"}, seconds=60)
+    watcher = s3.watcher(engine, f"s3://{bucket}/in", landing)
+    gets = calls(watcher, "GetObject")
+    blocked = watcher.scan()
+    assert (blocked.queued, blocked.waiting, gets) == ([], 1, [])  # the claim holds
+    with session_scope(engine) as s:  # the dead watcher's time runs out
+        row = s.scalars(select(BucketClaim)).one()
+        row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    taken = watcher.scan()
+    assert len(taken.queued) == 1 and taken.waiting == 0 and len(gets) == 1
+    with session_scope(engine) as s:
+        assert s.scalars(select(BucketClaim)).all() == []

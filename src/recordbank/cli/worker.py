@@ -128,7 +128,8 @@ def watch_bucket(
                 raise typer.Exit(1) from None
         else:
             out.print(f"{len(found.queued)} new object(s) queued, {found.known} already known, "
-                      f"{found.failed} failed to download", markup=False)
+                      f"{found.failed} failed to download, {found.waiting} being taken by "
+                      "another watcher", markup=False)
             if once and found.failed:
                 raise typer.Exit(1)
         if once or stop.wait(every):

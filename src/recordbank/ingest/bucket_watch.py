@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 1000  # S3's own maximum per listing call
+CLAIM_SECONDS = 1800.0  # a download this watcher died in is taken by another after this
 UNREADABLE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")  # archived: a GET fails until restored
 ACCESS_CODES = ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
                 "InvalidToken", "ExpiredToken", "AuthorizationHeaderMalformed", "403")
@@ -82,7 +84,8 @@ class BucketAccess:
 class BucketWatcher:
     def __init__(self, engine: Engine, location: BucketLocation | str, landing: Path,
                  access: BucketAccess | None = None, *, source: str | None = None,
-                 page_size: int = PAGE_SIZE, stop: threading.Event | None = None) -> None:
+                 page_size: int = PAGE_SIZE, stop: threading.Event | None = None,
+                 claim_seconds: float = CLAIM_SECONDS) -> None:
         """source: the jobs' source name; default the key's "folder" below the prefix, so that
         s3://b/in/crm/export.csv watched at s3://b/in ingests as "crm" (at the top: the stem)."""
         if not 1 <= page_size <= PAGE_SIZE:
@@ -93,6 +96,8 @@ class BucketWatcher:
         self.source, self.page_size = source, page_size
         self.stop = stop or threading.Event()
         self.label = f"watched bucket {self.location}"
+        self.claim_seconds = claim_seconds
+        self.owner = f"{socket.gethostname()[:120]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._client: Any = None
 
     @property
@@ -150,7 +155,7 @@ class BucketWatcher:
                 if self.stop.is_set():
                     break
                 if known.get(obj["Key"]) != (obj["ETag"], int(obj["Size"])):
-                    self._take(obj["Key"], result)
+                    self._take_once(obj, result)
         return result
 
     def _wanted(self, obj: dict[str, Any]) -> bool:
@@ -184,6 +189,21 @@ class BucketWatcher:
             return None
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+    def _take_once(self, obj: dict[str, Any], result: ScanResult) -> None:
+        """Take an object under a claim, so that another watcher of this bucket does not
+        download it at the same time (or again, just after this one remembered it)."""
+        key, version = obj["Key"], (obj["ETag"], int(obj["Size"]))
+        claim = {"bucket": self.location.bucket, "key": key, "etag": obj["ETag"],
+                 "owner": self.owner}
+        if not bucket_model.claim(self.engine, **claim, seconds=self.claim_seconds):
+            result.waiting += 1  # another watcher is downloading it right now
+            return
+        try:
+            if bucket_model.seen(self.engine, self.location.bucket, [key]).get(key) != version:
+                self._take(key, result)
+        finally:
+            bucket_model.unclaim(self.engine, **claim)
 
     def _take(self, key: str, result: ScanResult) -> None:
         """Download one object, queue it and remember it; a failed download is logged and

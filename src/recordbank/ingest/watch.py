@@ -31,7 +31,7 @@ PARTIAL_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".download", ".s
 class ScanResult:
     queued: list[int] = field(default_factory=list)  # new jobs
     known: int = 0  # files whose content was already queued or ingested
-    waiting: int = 0  # files still changing
+    waiting: int = 0  # files still changing (folder); objects another watcher is taking (bucket)
     failed: int = 0  # files that could not be read or fetched this time (tried again next scan)
 
 

@@ -1,7 +1,8 @@
 """objects seen in a watched S3-compatible bucket
 
 One row per (bucket, key): the ETag and size last downloaded, the checksum of those bytes and
-the job they made, so a restarted watcher does not download them again.
+the job they made, so a restarted watcher does not download them again; and the claims that
+keep two watchers of one bucket from downloading the same object version both.
 
 Revision ID: 0009
 Revises: 0008
@@ -30,7 +31,18 @@ def upgrade() -> None:
         sa.Column('seen_at', sa.DateTime(timezone=True), nullable=False),
         sa.UniqueConstraint('bucket', 'key', name='uq_bucket_objects_key'),
     )
+    op.create_table(
+        'bucket_claims',
+        sa.Column('id', PK, autoincrement=True, primary_key=True),
+        sa.Column('bucket', sa.String(255), nullable=False),
+        sa.Column('key', sa.String(1024), nullable=False),
+        sa.Column('etag', sa.String(200), nullable=False),
+        sa.Column('owner', sa.String(200), nullable=False),
+        sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+        sa.UniqueConstraint('bucket', 'key', 'etag', name='uq_bucket_claims_object'),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('bucket_claims')
     op.drop_table('bucket_objects')
