@@ -1,4 +1,5 @@
-"""The ingestion service: `python bench/service.py [--files 10] [--rows 1000000] [--upload-gb 2]`.
+"""The ingestion service: `python bench/service.py [--files 10] [--rows 1000000] [--upload-gb 2]
+[--database-url postgresql://… --redis-url redis://…]`.
 
 1. Reference: one `recordbank ingest` of every file, in one process, on a fresh store.
 2. Service: `recordbank serve` on another fresh store; every file uploaded at once over HTTP
@@ -14,6 +15,7 @@ The machine is shared: compare within one run.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -39,9 +41,46 @@ def cli(*args: str) -> list[str]:
     return [PY, "-m", "recordbank.cli", *args]
 
 
+SERVERS: dict[str, str] = {}  # --database-url / --redis-url: run on those instead
+SCHEMAS: list[str] = []  # made by fresh_database, dropped at the end
+
+
+def fresh_database(base: str) -> str:
+    """A throw-away schema on the PostgreSQL server at `base`, so that each run starts with no
+    jobs and no ingested checksums (the reference's files would be duplicates otherwise)."""
+    import uuid
+
+    import sqlalchemy
+
+    schema = f"rb_bench_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+    admin.dispose()
+    SCHEMAS.append(schema)
+    return f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+
+
+def drop_schemas() -> None:
+    if not SCHEMAS:
+        return
+    import sqlalchemy
+
+    admin = sqlalchemy.create_engine(SERVERS["database"].replace(
+        "postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as conn:
+        for schema in SCHEMAS:
+            conn.execute(sqlalchemy.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    admin.dispose()
+
+
 def env_for(data: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECORDBANK_")}
     env.update(RECORDBANK_DATA_DIR=str(data), RECORDBANK_RATE_LIMIT="1000000/second", **extra)
+    if "database" in SERVERS:
+        env["RECORDBANK_DATABASE_URL"] = fresh_database(SERVERS["database"])
+    if "redis" in SERVERS:
+        env["RECORDBANK_REDIS_URL"] = SERVERS["redis"]
     return env
 
 
@@ -70,6 +109,7 @@ def admin_key(env: dict[str, str]) -> str:
 
 def reference(files: list[Path], data: Path) -> dict[str, Any]:
     shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
     env = env_for(data)
     t = time.perf_counter()
     subprocess.run(cli("ingest", "-q", *map(str, files)), env=env, check=True,
@@ -122,6 +162,7 @@ def follow(base: str, key: str, job_id: int, delays: list[float], gaps: list[flo
 
 def service(files: list[Path], data: Path, workers: int) -> dict[str, Any]:
     shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
     env = env_for(data, RECORDBANK_INGEST_WORKERS=str(workers))
     key = admin_key(env)
     port = free_port()
@@ -197,6 +238,7 @@ def big_upload(work: Path, gigabytes: float) -> dict[str, Any]:
                 written += len(body)
     data = work / "upload_data"
     shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
     env = env_for(data, RECORDBANK_INGEST_WORKERS="0")
     key = admin_key(env)
     port = free_port()
@@ -225,7 +267,15 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="RECORDBANK_INGEST_WORKERS")
     ap.add_argument("--upload-gb", type=float, default=2.0)
     ap.add_argument("--work", type=Path, default=Path("/tmp/rb-bench-service"))
+    ap.add_argument("--database-url", help="postgresql://… : each run on a fresh schema there "
+                                           "(default: the embedded SQLite)")
+    ap.add_argument("--redis-url", help="redis://… for the rate limiter (default: in memory)")
     args = ap.parse_args()
+    if args.database_url:
+        SERVERS["database"] = args.database_url
+        atexit.register(drop_schemas)
+    if args.redis_url:
+        SERVERS["redis"] = args.redis_url
     args.work.mkdir(parents=True, exist_ok=True)
     files = make_files(args.work / "files", args.files, args.rows)
     print(f"{len(files)} files x {args.rows:,} rows", flush=True)
@@ -236,11 +286,12 @@ def main() -> None:
     big = big_upload(args.work, args.upload_gb) if args.upload_gb > 0 else None
     print("big upload:", big, flush=True)
     ratio = svc["rows_per_s"] / ref["rows_per_s"]
-    result = {"files": args.files, "rows_per_file": args.rows, "reference": ref,
+    result = {"files": args.files, "rows_per_file": args.rows, "servers": SERVERS,
+              "reference": ref,
               "service": svc, "big_upload": big, "service_vs_reference": round(ratio, 3),
               "targets": {"service_vs_reference": ">= 0.9", "sse_delay_max_s": "< 1",
                           "upload_rss_growth_mb": "< 100"}}
-    out = args.work / f"service_{args.files}x{args.rows}.json"
+    out = args.work / f"service_{args.files}x{args.rows}{'_pg' if SERVERS else ''}.json"
     out.write_text(json.dumps(result, indent=2))
     print(f"\nservice / reference rows/s: {ratio:.2f} (target >= 0.90); SSE delay max "
           f"{svc['sse_delay_max_s']} s (target < 1); upload RSS growth "
