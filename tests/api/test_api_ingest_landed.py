@@ -202,11 +202,12 @@ def test_an_older_copy_goes_once_its_content_is_ingested(api: Api, tmp_path: Pat
                                source="t", checksum=checksum, size=size, options={},
                                origin="folder").job_id
     assert Worker(api.runtime, lease_seconds=10).run_once() == folder_job
-    assert src.exists() and landing_files(api) == [landed]
+    assert src.exists() and landed.parent.name == checksum
+    assert landing_files(api) == []  # the failed upload's copy went with that success
     r = api.post(f"/v1/ingest/jobs/{old}/retry", key)
     assert r.status_code == 409 and f"ingested by job {folder_job}" in \
         r.json()["error"]["message"]
 
-    again = upload(api, key, src)  # lands on the failed job's copy: a duplicate
+    again = upload(api, key, src)  # a duplicate: its copy is not kept either
     assert again.json()["metadata"]["kind"] == "duplicate"
-    assert landing_files(api) == []  # that copy was no use to anyone any more
+    assert landing_files(api) == []

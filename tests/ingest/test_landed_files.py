@@ -206,3 +206,29 @@ def test_place_never_overwrites_and_makes_its_folder(tmp_path: Path) -> None:
     temp.write_text("again")
     assert not place(temp, final)  # there already: a job may read it, left as it is
     assert final.read_text() == "new" and temp.exists()
+
+
+@pytest.mark.parametrize("later", ["folder", "cli"])
+def test_a_failed_uploads_copy_goes_when_a_users_file_ingests_its_content(
+        runtime: Runtime, tmp_path: Path, later: str) -> None:
+    """Nothing re-uploads it: the content came in from the watched folder (or the CLI)."""
+    from recordbank.cli.ingest import run_ingest
+
+    rt = runtime
+    src = people(tmp_path / "src", seed=8)
+    copy, checksum = land(rt, src)
+    failed = enqueue(rt, copy)
+    assert queue.claim_next(rt.engine, "w", lease_seconds=10) is not None
+    assert queue.release(rt.engine, failed, "w", outcome="failed", error="cut off",
+                         error_code="file:io") == "failed"
+    assert files(landing(rt)) == [copy]
+    users = people(tmp_path / "watch" / "crm", seed=8)  # the same bytes, the user's file
+    if later == "folder":
+        done = enqueue(rt, users, origin="folder")
+        assert Worker(rt, lease_seconds=10).run_once() == done
+    else:
+        (result,) = run_ingest(rt, [users], IngestOptions(), quiet=True)
+        done = result.job_id
+    assert job(rt, done).status == "succeeded"
+    assert files(landing(rt)) == [] and not (landing(rt) / checksum).exists()
+    assert users.exists() and users.read_bytes() == src.read_bytes()

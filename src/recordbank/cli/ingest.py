@@ -24,6 +24,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from recordbank.ingest import landed_files
 from recordbank.ingest.errors import IngestError
 from recordbank.ingest.pipeline import IngestOptions, Ingestor, IngestResult
 from recordbank.ingest.pipeline import Progress as IngestProgress
@@ -135,6 +136,8 @@ def run_ingest(rt: Runtime, files: list[Path], options: IngestOptions,
             result = ingestor.ingest(path, options)
             view.finish(result)
             results.append(result)
+            if result.status == "succeeded":  # copies failed uploads of it left are not needed
+                landed_files.drop_quietly(rt.engine, rt.settings, result.job_id)
     return results
 
 

@@ -65,26 +65,39 @@ def enqueue_copy(engine: Engine, landed: LandedCopy, *, source: str, options: di
 
 
 def drop_ingested(engine: Engine, settings: Settings, job_id: int) -> int:
-    """After job `job_id` succeeded: delete the landed copies of its content, unless the
-    settings keep them, the job's file is not such a copy, or the content is not ingested
-    (or a job of it is queued or running). The number of files deleted."""
+    """After job `job_id` succeeded: delete the landed copies of its content (its own, and
+    those that failed or cancelled jobs left, e.g. a failed upload of bytes a watched folder
+    has just ingested), unless the settings keep them, the content is not ingested, a job of
+    it is queued or running, or the job read a user's file inside that very folder (a
+    watched folder set to the landing folder). The number of files deleted."""
     if settings.keep_landed_files:
         return 0
+    landing = settings.resolved_landing_dir()
     with session_scope(engine) as s:
         job = s.get(Job, job_id)
-        if job is None or job.status != "succeeded" or job.origin not in LANDED_ORIGINS \
-                or not job.checksum or s.get(IngestedFile, job.checksum) is None:
+        if job is None or job.status != "succeeded" or not job.checksum \
+                or s.get(IngestedFile, job.checksum) is None:
             return 0
-        active = s.scalar(select(Job.id).where(Job.checksum == job.checksum,
+        checksum = job.checksum
+        folder = landing / checksum
+        if job.origin not in LANDED_ORIGINS and _inside(Path(job.path), folder):
+            return 0
+        active = s.scalar(select(Job.id).where(Job.checksum == checksum,
                                                Job.status.in_(ACTIVE)).limit(1))
         if active is not None:
             return 0
-        path, checksum = Path(job.path), job.checksum
-    removed = remove_landed(path, settings.resolved_landing_dir(), checksum)
+    removed = remove_landed(folder / "-", landing, checksum)
     if removed:
         log.info("job %s: deleted %d landed file(s) of content %s…", job_id, removed,
                  checksum[:12])
     return removed
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().parent == folder.resolve()
+    except (OSError, RuntimeError):
+        return True  # cannot tell: leave it
 
 
 def drop_quietly(engine: Engine, settings: Settings, job_id: int) -> int:
