@@ -100,6 +100,18 @@ def fill_people(runtime: Runtime, n: int = 3000) -> None:
 
 
 @contextmanager
+def app_client(runtime: Runtime, database_url: str, **overrides: Any) -> Iterator[Api]:
+    """The app (its lifespan run) on the test store and a fresh DB, with settings changed by
+    `overrides`, reached through a TestClient."""
+    from recordbank.api.app import create_app
+
+    rt = api_runtime(runtime, database_url, **overrides)
+    app = create_app(runtime=rt)
+    with TestClient(app) as client:
+        yield Api(client, rt, app)
+
+
+@contextmanager
 def live_server(runtime: Runtime, database_url: str, port: int,
                 **overrides: Any) -> Iterator[tuple[str, Api]]:
     """The app on a real uvicorn server in a thread: requests arrive concurrently over TCP,

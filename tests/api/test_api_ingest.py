@@ -10,14 +10,14 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from apikit import Api, api_runtime, live_server
+from apikit import Api, api_runtime, app_client, live_server
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
@@ -33,12 +33,10 @@ from recordbank.usage.models import UsageRecord
 UPLOADS = "/v1/ingest/uploads"
 
 
-@contextmanager
-def ingest_api(runtime: Runtime, database_url: str, **overrides: Any) -> Iterator[Api]:
-    rt = api_runtime(runtime, database_url, ingest_workers=0, **overrides)
-    app = create_app(runtime=rt)
-    with TestClient(app) as client:
-        yield Api(client, rt, app)
+def ingest_api(runtime: Runtime, database_url: str,
+               **overrides: Any) -> AbstractContextManager[Api]:
+    """The API with no queue workers: the tests run jobs themselves."""
+    return app_client(runtime, database_url, ingest_workers=0, **overrides)
 
 
 @pytest.fixture

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from apikit import Api, api_runtime, live_server
-from fastapi.testclient import TestClient
+from apikit import Api, app_client, live_server
 from sqlalchemy import select
 
-from recordbank.api.app import create_app
 from recordbank.db.models import Job
 from recordbank.db.session import session_scope
 from recordbank.ingest import queue
@@ -31,12 +29,10 @@ ROWS = 300
 SENDERS = 12
 
 
-@contextmanager
-def ingest_api(runtime: Runtime, database_url: str, **overrides: Any) -> Iterator[Api]:
-    rt = api_runtime(runtime, database_url, ingest_workers=0, **overrides)
-    app = create_app(runtime=rt)
-    with TestClient(app) as client:
-        yield Api(client, rt, app)
+def ingest_api(runtime: Runtime, database_url: str,
+               **overrides: Any) -> AbstractContextManager[Api]:
+    """The API with no queue workers: the tests run jobs themselves."""
+    return app_client(runtime, database_url, ingest_workers=0, **overrides)
 
 
 @pytest.fixture
