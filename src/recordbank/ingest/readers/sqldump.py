@@ -335,11 +335,8 @@ class _Lexer:
 def events(path: Path, options: ReadOptions | None = None, *, chunk_size: int = 1 << 20,
            max_window: int = tables.MAX_WINDOW) -> Iterator[Event]:
     """The dump as CREATE / ROW / PROBLEM events, in file order (bounded-memory window)."""
-    decode, fallbacks = tables.decoder(options.encoding if options else None)
-    with open(path, "rb") as fh:
-        yield from _Lexer(ByteStream(fh, chunk_size, max_window), decode).events()
-    if options is not None and fallbacks[0]:
-        options.notes["encoding_fallbacks"] = fallbacks[0]
+    return tables.lexed_events(_Lexer, path, options, chunk_size=chunk_size,
+                               max_window=max_window)
 
 
 def scan_tables(path: Path | str, options: ReadOptions | None = None) -> list[TableInfo]:

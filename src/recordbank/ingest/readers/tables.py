@@ -12,7 +12,8 @@ import importlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from pathlib import Path
+from typing import BinaryIO, Protocol
 
 from recordbank.ingest.errors import EmptyFile, NoUsableTable, UnreadableFile, UnsafeFile
 from recordbank.ingest.readers.base import Batch, ReadOptions
@@ -165,6 +166,22 @@ def resolve_columns(info: TableInfo, stmt_cols: object, n_values: int) -> list[s
     if info.columns and len(info.columns) == n_values:
         return info.columns
     return info.columns or [f"column_{i + 1}" for i in range(n_values)]
+
+
+class DumpLexer(Protocol):
+    def events(self) -> Iterator[Event]: ...
+
+
+def lexed_events(make_lexer: Callable[[ByteStream, Callable[[bytes], str]], DumpLexer],
+                 path: Path, options: ReadOptions | None, *, chunk_size: int,
+                 max_window: int) -> Iterator[Event]:
+    """A dump file as its lexer's events; the decoding fallbacks it needed go to the
+    options' notes."""
+    decode, fallbacks = decoder(options.encoding if options else None)
+    with open(path, "rb") as fh:
+        yield from make_lexer(ByteStream(fh, chunk_size, max_window), decode).events()
+    if options is not None and fallbacks[0]:
+        options.notes["encoding_fallbacks"] = fallbacks[0]
 
 
 def scan(events: Iterator[Event]) -> list[TableInfo]:
