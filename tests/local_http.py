@@ -71,7 +71,7 @@ def running(server: S) -> Iterator[S]:
 
 class _Quiet(BaseHTTPRequestHandler):
     def log_message(self, *_: Any) -> None:
-        pass
+        """Print nothing: http.server writes a line per request to stderr by default."""
 
 
 class PagesServer(LocalServer):

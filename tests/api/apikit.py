@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -109,6 +109,12 @@ def app_client(runtime: Runtime, database_url: str, **overrides: Any) -> Iterato
     app = create_app(runtime=rt)
     with TestClient(app) as client:
         yield Api(client, rt, app)
+
+
+def ingest_api(runtime: Runtime, database_url: str,
+               **overrides: Any) -> AbstractContextManager[Api]:
+    """The API with no queue workers: the ingest tests run jobs themselves."""
+    return app_client(runtime, database_url, ingest_workers=0, **overrides)
 
 
 @contextmanager

@@ -10,14 +10,13 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from apikit import Api, api_runtime, app_client, live_server
+from apikit import Api, api_runtime, ingest_api, live_server
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
@@ -31,12 +30,6 @@ from recordbank.store.client import Store
 from recordbank.usage.models import UsageRecord
 
 UPLOADS = "/v1/ingest/uploads"
-
-
-def ingest_api(runtime: Runtime, database_url: str,
-               **overrides: Any) -> AbstractContextManager[Api]:
-    """The API with no queue workers: the tests run jobs themselves."""
-    return app_client(runtime, database_url, ingest_workers=0, **overrides)
 
 
 @pytest.fixture

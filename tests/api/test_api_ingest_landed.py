@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from apikit import Api, app_client, live_server
+from apikit import Api, ingest_api, live_server
 from sqlalchemy import select
 
 from recordbank.db.models import Job
@@ -27,12 +25,6 @@ from recordbank.sample import HEADER, expected_counts, generate_people, write_cs
 UPLOADS = "/v1/ingest/uploads"
 ROWS = 300
 SENDERS = 12
-
-
-def ingest_api(runtime: Runtime, database_url: str,
-               **overrides: Any) -> AbstractContextManager[Api]:
-    """The API with no queue workers: the tests run jobs themselves."""
-    return app_client(runtime, database_url, ingest_workers=0, **overrides)
 
 
 @pytest.fixture

@@ -13,33 +13,21 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr, ValidationError
-from s3kit import S3, calls, jobs, people_csv, server
+from s3kit import S3, calls, jobs, people_csv
 from sqlalchemy import Engine
 
 from recordbank.api.app import create_app
 from recordbank.config import Settings
-from recordbank.db.session import get_engine
 from recordbank.ingest.bucket_location import BucketLocation, parse_bucket_url
 from recordbank.ingest.bucket_watch import BucketAccess, BucketError, BucketWatcher
 from recordbank.ingest.watch import WatchLoop
 from recordbank.runtime import Runtime
-
-
-@pytest.fixture
-def s3(free_port: int) -> Iterator[S3]:
-    with server(free_port) as s:
-        yield s
-
-
-@pytest.fixture
-def engine(database_url: str) -> Engine:
-    return get_engine(Settings(database_url=database_url).resolved_database_url())
 
 
 def closed_port() -> int:

@@ -6,31 +6,18 @@ listings are paged; a worker then ingests what was queued."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from s3kit import S3, calls, jobs, people_csv, server
+from s3kit import S3, calls, jobs, people_csv
 from sqlalchemy import Engine, select
 
-from recordbank.config import Settings
-from recordbank.db.session import get_engine, session_scope
+from recordbank.db.session import session_scope
 from recordbank.ingest import bucket_model
 from recordbank.ingest.bucket_model import BucketClaim, BucketObject
 from recordbank.ingest.worker import Worker
 from recordbank.runtime import Runtime
-
-
-@pytest.fixture
-def s3(free_port: int) -> Iterator[S3]:
-    with server(free_port) as s:
-        yield s
-
-
-@pytest.fixture
-def engine(database_url: str) -> Engine:
-    return get_engine(Settings(database_url=database_url).resolved_database_url())
 
 
 def rows(engine: Engine) -> dict[str, BucketObject]:

@@ -10,17 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from recordbank.config import Settings
 from recordbank.db.models import IngestedFile, Job
-from recordbank.db.session import get_engine, session_scope
+from recordbank.db.session import session_scope
 from recordbank.ingest import queue
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(database_url: str) -> Engine:
-    return get_engine(Settings(database_url=database_url).resolved_database_url())
 
 
 def add(engine: Engine, n: int, path: Path | None = None) -> queue.Enqueued:

@@ -18,16 +18,11 @@ from sqlalchemy.exc import IntegrityError
 
 from recordbank.config import Settings
 from recordbank.db.models import IngestedFile, Job
-from recordbank.db.session import get_engine, session_scope
+from recordbank.db.session import session_scope
 from recordbank.ingest import jobs, queue
 
 SUM = "ab" * 32
 THREADS = 16
-
-
-@pytest.fixture
-def engine(database_url: str) -> Engine:
-    return get_engine(Settings(database_url=database_url).resolved_database_url())
 
 
 def enqueue(engine: Engine, path: Path | str, checksum: str = SUM) -> queue.Enqueued:

@@ -10,23 +10,16 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, select
 
-from recordbank.config import Settings
 from recordbank.db.models import Job
-from recordbank.db.session import get_engine, session_scope
+from recordbank.db.session import session_scope
 from recordbank.ingest.watch import FolderWatcher
 from recordbank.ingest.worker import Worker
 from recordbank.runtime import Runtime
 from recordbank.sample import HEADER, generate_people, write_csv
 
 PAST = time.time() - 60
-
-
-@pytest.fixture
-def engine(database_url: str) -> Engine:
-    return get_engine(Settings(database_url=database_url).resolved_database_url())
 
 
 def settled(path: Path) -> Path:
