@@ -19,7 +19,6 @@ from rich.markup import escape
 from recordbank.cli.ingest import _runtime, app, console, out, settings_error
 from recordbank.config import get_settings
 from recordbank.ingest.bucket_location import parse_bucket_url
-from recordbank.ingest.bucket_watch import BucketAccess, BucketError, BucketWatcher
 from recordbank.ingest.watch import FolderWatcher
 from recordbank.ingest.worker import Worker, WorkerPool
 
@@ -112,6 +111,9 @@ def watch_bucket(
     except ValueError as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
+    # boto3 takes ~70 ms to import: only this command pays it, not every `recordbank` call
+    from recordbank.ingest.bucket_watch import BucketAccess, BucketError, BucketWatcher
+
     rt = _runtime()
     stop = threading.Event()
     watcher = BucketWatcher(rt.engine, location, rt.settings.resolved_landing_dir(),
